@@ -1,0 +1,40 @@
+# skiff — build, test and demo. Everything needs root at run time.
+GO      ?= go
+BINDIR  ?= bin
+PREFIX  ?= /usr/local
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BINARIES := skiff-runtime
+
+.PHONY: all build install test deps demo bench vet fmt clean
+
+all: build
+
+build:
+	@mkdir -p $(BINDIR)
+	$(foreach b,$(BINARIES),$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BINDIR)/$(b) ./cmd/$(b) &&) true
+
+install: build
+	install -m 0755 $(addprefix $(BINDIR)/,$(BINARIES)) $(PREFIX)/bin/
+
+deps:
+	./hack/deps.sh
+
+# Sets up this machine and runs a container from the built-in default image
+# (a busybox bundle made from the host's static busybox).
+demo: deps build
+	./hack/busybox-bundle.sh /tmp/skiff-demo
+	$(BINDIR)/skiff-runtime --root /run/skiff-runtime run --bundle /tmp/skiff-demo demo-$$$$
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+
+test: deps build vet
+	$(GO) test -count=1 -timeout 20m ./...
+
+bench: deps build
+	$(GO) run ./bench/cmd/runtimebench -out BENCHMARKS.md
+
+clean:
+	rm -rf $(BINDIR)

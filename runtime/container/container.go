@@ -1,0 +1,716 @@
+// Package container owns the lifecycle of OCI containers on the host side:
+// create (spawning the init process into its namespaces and cgroup), start,
+// state, kill, delete, list and run, with the container's state kept under
+// the runtime's root directory. It is the library behind skiff-runtime's
+// commands. It must not run inside the container (that is runtime/initproc)
+// and must not know about images, shims or the engine.
+package container
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/skiff-containers/skiff/errdefs"
+	"github.com/skiff-containers/skiff/runtime/cgroups"
+	"github.com/skiff-containers/skiff/runtime/initproc"
+	"github.com/skiff-containers/skiff/runtime/nsenter"
+	"github.com/skiff-containers/skiff/runtime/seccomp"
+	"github.com/skiff-containers/skiff/runtime/spec"
+)
+
+// DefaultRoot is where container state lives unless --root says otherwise.
+const DefaultRoot = "/run/skiff-runtime"
+
+// Runtime manages the containers whose state is under Root.
+type Runtime struct {
+	Root       string
+	CgroupRoot string // "/sys/fs/cgroup" unless set
+	// Exe is the binary run as the container's init (`Exe init`);
+	// /proc/self/exe unless set.
+	Exe    string
+	Logger *slog.Logger
+}
+
+func (r *Runtime) logger() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func (r *Runtime) cgroupRoot() string {
+	if r.CgroupRoot != "" {
+		return r.CgroupRoot
+	}
+	return "/sys/fs/cgroup"
+}
+
+// CreateOpts are the options of `create` (and of the create half of `run`).
+type CreateOpts struct {
+	Bundle        string
+	PidFile       string
+	ConsoleSocket string
+	NoPivot       bool
+	NoNewKeyring  bool
+	PreserveFDs   int
+	// Stdio of the container; the caller's when nil.
+	Stdin, Stdout, Stderr *os.File
+}
+
+var nsFlags = map[specs.LinuxNamespaceType]int{
+	specs.PIDNamespace:     unix.CLONE_NEWPID,
+	specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.MountNamespace:   unix.CLONE_NEWNS,
+	specs.IPCNamespace:     unix.CLONE_NEWIPC,
+	specs.UTSNamespace:     unix.CLONE_NEWUTS,
+	specs.UserNamespace:    unix.CLONE_NEWUSER,
+	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
+	specs.TimeNamespace:    unix.CLONE_NEWTIME,
+}
+
+// checkSupported refuses what a valid spec may ask but this runtime can't
+// do yet, instead of ignoring it.
+func checkSupported(s *specs.Spec, opts *CreateOpts) error {
+	if s.Process.Terminal {
+		return fmt.Errorf("process.terminal: terminals are not supported by this skiff-runtime yet; set process.terminal to false: %w", errdefs.ErrNotImplemented)
+	}
+	if opts.ConsoleSocket != "" {
+		return fmt.Errorf("--console-socket is only used with process.terminal, which this skiff-runtime does not support yet: %w", errdefs.ErrNotImplemented)
+	}
+	if s.Hooks != nil && (len(s.Hooks.Prestart)+len(s.Hooks.CreateRuntime)+len(s.Hooks.CreateContainer)+
+		len(s.Hooks.StartContainer)+len(s.Hooks.Poststart)+len(s.Hooks.Poststop)) > 0 {
+		return fmt.Errorf("hooks: OCI hooks are not supported by this skiff-runtime yet; remove them from config.json: %w", errdefs.ErrNotImplemented)
+	}
+	if s.Linux != nil && s.Linux.Seccomp != nil {
+		if s.Linux.Seccomp.ListenerPath != "" {
+			return fmt.Errorf("linux.seccomp.listenerPath: seccomp notification is not supported by this skiff-runtime yet: %w", errdefs.ErrNotImplemented)
+		}
+		if err := seccomp.Validate(s.Linux.Seccomp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Create makes container id from the bundle: its init process waits inside
+// the container's namespaces and cgroup for Start. On failure nothing is left
+// behind: no state dir, cgroup or process.
+func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (err error) {
+	_, err = r.create(ctx, id, opts)
+	return err
+}
+
+// created is what create knows of the new container's init.
+type created struct {
+	rec *record
+	// child: the init is our direct child (no fork in nsenter), so only we
+	// can reap it.
+	child bool
+}
+
+func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *created, retErr error) {
+	log := r.logger().With("id", id)
+	if err := spec.ValidateID(id); err != nil {
+		return nil, err
+	}
+	bundle, err := filepath.Abs(opts.Bundle)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %q: %w", opts.Bundle, err)
+	}
+	s, err := spec.Load(bundle)
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Validate(s, bundle); err != nil {
+		return nil, err
+	}
+	if err := checkSupported(s, &opts); err != nil {
+		return nil, err
+	}
+	if s.Linux == nil {
+		s.Linux = &specs.Linux{}
+	}
+
+	if err := os.MkdirAll(r.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("create runtime root %s: %w", r.Root, err)
+	}
+	dir := r.dir(id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %q already exists in %s; delete it first or choose another id: %w", id, r.Root, errdefs.ErrAlreadyExists)
+		}
+		return nil, fmt.Errorf("create state dir for container %q: %w", id, err)
+	}
+	var (
+		initPid   int
+		initStart uint64 // 0 until known: then waitGone waits for the pid itself
+		initProc  *os.Process
+		mgr       cgroups.Manager
+	)
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		if initPid > 0 {
+			_ = unix.Kill(initPid, unix.SIGKILL)
+			if initProc != nil {
+				_, _ = initProc.Wait()
+			} else if !waitGone(initPid, initStart, 10*time.Second) {
+				log.Warn("init of failed container did not die", "pid", initPid)
+			}
+		}
+		if mgr != nil {
+			if err := mgr.Destroy(); err != nil {
+				log.Warn("remove cgroup after failed create", "err", err)
+			}
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			log.Warn("remove state dir after failed create", "err", err)
+		}
+	}()
+
+	fifoPath := filepath.Join(dir, fifoFile)
+	if err := unix.Mkfifo(fifoPath, 0o622); err != nil {
+		return nil, fmt.Errorf("create exec fifo for container %q: %w", id, err)
+	}
+	fifo, err := os.OpenFile(fifoPath, os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open exec fifo for container %q: %w", id, err)
+	}
+	defer fifo.Close()
+
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("create sync socket: %w", err)
+	}
+	parentSock := os.NewFile(uintptr(fds[0]), "sync-parent")
+	childSock := os.NewFile(uintptr(fds[1]), "sync-child")
+	defer parentSock.Close()
+	defer childSock.Close()
+
+	// Namespaces: joins and new ones for nsenter; the cgroup namespace is
+	// made by the Go init once it is in its cgroup.
+	var (
+		req                strings.Builder
+		unshare            int
+		newCgroupNS        bool
+		newMountNS, newUTS bool
+		newPidNS, userNS   bool
+	)
+	for _, ns := range s.Linux.Namespaces {
+		flag := nsFlags[ns.Type]
+		if ns.Path != "" {
+			fmt.Fprintf(&req, "join %d %s\n", flag, ns.Path)
+			if ns.Type == specs.UserNamespace {
+				userNS = true
+			}
+			continue
+		}
+		unshare |= flag
+		switch ns.Type {
+		case specs.CgroupNamespace:
+			newCgroupNS = true
+		case specs.MountNamespace:
+			newMountNS = true
+		case specs.UTSNamespace:
+			newUTS = true
+		case specs.PIDNamespace:
+			newPidNS = true
+		case specs.UserNamespace:
+			userNS = true
+		}
+	}
+	if !newMountNS {
+		return nil, fmt.Errorf("linux.namespaces: skiff-runtime needs a new mount namespace to build the container's root; add {\"type\": \"mount\"}: %w", errdefs.ErrNotImplemented)
+	}
+	fmt.Fprintf(&req, "unshare %d\n", unshare)
+	for clock, off := range s.Linux.TimeOffsets {
+		fmt.Fprintf(&req, "timens %s %d %d\n", clock, off.Secs, off.Nanosecs)
+	}
+
+	exe := r.Exe
+	if exe == "" {
+		exe = "/proc/self/exe"
+	}
+	cmd := exec.Command(exe, "init")
+	cmd.Args[0] = "skiff-runtime"
+	cmd.Dir = bundle
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = orStd(opts.Stdin, os.Stdin), orStd(opts.Stdout, os.Stdout), orStd(opts.Stderr, os.Stderr)
+	for i := 0; i < opts.PreserveFDs; i++ {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
+	}
+	syncFD := 3 + len(cmd.ExtraFiles)
+	cmd.ExtraFiles = append(cmd.ExtraFiles, childSock, fifo)
+	cmd.Env = []string{
+		nsenter.EnvFD + "=" + strconv.Itoa(syncFD),
+		initproc.EnvInitFD + "=" + strconv.Itoa(syncFD),
+		initproc.EnvFifoFD + "=" + strconv.Itoa(syncFD+1),
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start init process of container %q: %w", id, err)
+	}
+	childSock.Close()
+	started := time.Now()
+	// Until nsenter reports the init's pid, the process to clean up is the
+	// one we started.
+	initPid, initProc = cmd.Process.Pid, cmd.Process
+
+	if err := writeRequest(parentSock, req.String()); err != nil {
+		return nil, fmt.Errorf("send namespace request to init of container %q: %w", id, err)
+	}
+	pid, err := r.nsenterStage(parentSock, s, id)
+	if err != nil {
+		return nil, err
+	}
+	direct := pid == cmd.Process.Pid
+	if !direct {
+		// nsenter forked: reap the intermediate, which exits at once.
+		if _, err := cmd.Process.Wait(); err != nil {
+			return nil, fmt.Errorf("wait for intermediate init process of container %q: %w", id, err)
+		}
+		initPid, initProc = pid, nil
+	}
+	startTime, _, err := procStartTime(pid)
+	if err != nil {
+		return nil, fmt.Errorf("init process of container %q (pid %d) died during create: %w", id, pid, err)
+	}
+	initStart = startTime
+
+	res := effectiveResources(s.Linux)
+	mgr, err = cgroups.New(cgroups.Config{Root: r.cgroupRoot(), Path: s.Linux.CgroupsPath, ID: id, Resources: res})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Apply(pid); err != nil {
+		return nil, err
+	}
+	if err := mgr.Set(res); err != nil {
+		return nil, err
+	}
+
+	rootfsPath := spec.RootfsPath(s, bundle)
+	cfg := &initproc.Config{
+		ID:           id,
+		Bundle:       bundle,
+		Rootfs:       rootfsPath,
+		Spec:         s,
+		NoPivot:      opts.NoPivot,
+		NoNewKeyring: opts.NoNewKeyring,
+		PreserveFDs:  opts.PreserveFDs,
+		CgroupPaths:  mgr.Paths(),
+		NewMountNS:   newMountNS,
+		NewUTSNS:     newUTS,
+		NewCgroupNS:  newCgroupNS,
+		UserNS:       userNS,
+	}
+	if err := initproc.WriteConfig(parentSock, cfg); err != nil {
+		return nil, fmt.Errorf("send config to init of container %q: %w", id, err)
+	}
+	kind, payload, err := initproc.ReadMessage(parentSock)
+	if err != nil {
+		return nil, fmt.Errorf("init process of container %q exited during setup (its stderr may say why): %w", id, err)
+	}
+	switch kind {
+	case initproc.MsgReady:
+	case initproc.MsgError:
+		return nil, fmt.Errorf("create container %q: %s: %w", id, payload, classifyInitError(string(payload)))
+	default:
+		return nil, fmt.Errorf("init process of container %q sent unexpected message %q", id, kind)
+	}
+
+	rec := &record{
+		OCIVersion:    specs.Version,
+		ID:            id,
+		Bundle:        bundle,
+		Rootfs:        rootfsPath,
+		Pid:           pid,
+		InitStartTime: startTime,
+		Created:       time.Now().UTC(),
+		Annotations:   s.Annotations,
+		CgroupRoot:    r.cgroupRoot(),
+		CgroupPaths:   mgr.Paths(),
+		NewPidNS:      newPidNS,
+		Spec:          s,
+	}
+	if err := r.writeRecord(rec); err != nil {
+		return nil, fmt.Errorf("write state of container %q: %w", id, err)
+	}
+	if opts.PidFile != "" {
+		pf, err := filepath.Abs(opts.PidFile)
+		if err == nil {
+			err = writeFileAtomic(pf, []byte(strconv.Itoa(pid)), 0o644)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("write --pid-file %s: %w", opts.PidFile, err)
+		}
+	}
+	log.Debug("created", "pid", pid, "took", time.Since(started))
+	return &created{rec: rec, child: direct}, nil
+}
+
+func orStd(f, def *os.File) *os.File {
+	if f != nil {
+		return f
+	}
+	return def
+}
+
+// classifyInitError gives the init's error, which crossed the socket as text,
+// its class back.
+func classifyInitError(msg string) error {
+	switch {
+	case strings.Contains(msg, "not found in $PATH"), strings.Contains(msg, "no such file or directory"):
+		return errdefs.ErrNotFound
+	case strings.Contains(msg, "refused") || strings.Contains(msg, "invalid argument"):
+		return errdefs.ErrInvalidArgument
+	}
+	return errdefs.ErrFailedPrecondition
+}
+
+func writeRequest(w io.Writer, req string) error {
+	b := make([]byte, 4, 4+len(req))
+	binary.LittleEndian.PutUint32(b, uint32(len(req)))
+	_, err := w.Write(append(b, req...))
+	return err
+}
+
+// nsenterStage answers the C stage of the init (runtime/nsenter) until it
+// reports the init's pid.
+func (r *Runtime) nsenterStage(sock *os.File, s *specs.Spec, id string) (int, error) {
+	for {
+		var rec [5]byte
+		if _, err := io.ReadFull(sock, rec[:]); err != nil {
+			return 0, fmt.Errorf("init process of container %q exited while entering its namespaces: %w", id, err)
+		}
+		val := int(int32(binary.LittleEndian.Uint32(rec[1:])))
+		switch rec[0] {
+		case 'P':
+			return val, nil
+		case 'U':
+			if err := writeIDMaps(val, s.Linux); err != nil {
+				return 0, fmt.Errorf("container %q: %w", id, err)
+			}
+			if _, err := sock.Write([]byte{'u'}); err != nil {
+				return 0, err
+			}
+		case 'E':
+			var n [4]byte
+			if _, err := io.ReadFull(sock, n[:]); err != nil {
+				return 0, fmt.Errorf("init process of container %q failed (errno %d)", id, val)
+			}
+			msg := make([]byte, min(binary.LittleEndian.Uint32(n[:]), 4096))
+			_, _ = io.ReadFull(sock, msg)
+			errno := unix.Errno(val)
+			class := errdefs.ErrFailedPrecondition
+			if errno == unix.ENOENT {
+				class = errdefs.ErrNotFound
+			} else if errno == unix.EINVAL {
+				class = errdefs.ErrInvalidArgument
+			}
+			return 0, fmt.Errorf("create container %q: %s: %w", id, msg, class)
+		default:
+			return 0, fmt.Errorf("init process of container %q sent unexpected record %q", id, rec[0])
+		}
+	}
+}
+
+func writeIDMaps(pid int, l *specs.Linux) error {
+	write := func(file string, field string, maps []specs.LinuxIDMapping) error {
+		var b strings.Builder
+		for _, m := range maps {
+			fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
+		}
+		path := fmt.Sprintf("/proc/%d/%s", pid, file)
+		if err := os.WriteFile(path, []byte(b.String()), 0); err != nil {
+			return fmt.Errorf("the kernel refused %s %q: %w; mappings must not overlap and the host ranges must be valid: %w",
+				field, strings.TrimSpace(strings.ReplaceAll(b.String(), "\n", ", ")), err, errdefs.ErrInvalidArgument)
+		}
+		return nil
+	}
+	if err := write("uid_map", "linux.uidMappings", l.UIDMappings); err != nil {
+		return err
+	}
+	return write("gid_map", "linux.gidMappings", l.GIDMappings)
+}
+
+// Start releases a created container's init to exec the user program.
+func (r *Runtime) Start(ctx context.Context, id string) error {
+	rec, err := r.mustLoad(id)
+	if err != nil {
+		return err
+	}
+	if err := CheckTransition(id, r.status(rec), OpStart); err != nil {
+		return err
+	}
+	fifoPath := filepath.Join(r.dir(id), fifoFile)
+	f, err := os.OpenFile(fifoPath, os.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENXIO) {
+			return fmt.Errorf("start container %q: its init process is gone: %w", id, errdefs.ErrFailedPrecondition)
+		}
+		return fmt.Errorf("start container %q: open exec fifo: %w", id, err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte{0}); err != nil {
+		return fmt.Errorf("start container %q: %w", id, err)
+	}
+	if err := os.Remove(fifoPath); err != nil {
+		return fmt.Errorf("start container %q: remove exec fifo: %w", id, err)
+	}
+	return nil
+}
+
+func (r *Runtime) mustLoad(id string) (*record, error) {
+	if err := spec.ValidateID(id); err != nil {
+		return nil, err
+	}
+	rec, err := r.load(id)
+	if errors.Is(err, errCreating) {
+		return nil, fmt.Errorf("container %q is still being created: %w", id, errdefs.ErrFailedPrecondition)
+	}
+	return rec, err
+}
+
+// State returns the container's state as runc's `state` prints it.
+func (r *Runtime) State(ctx context.Context, id string) (*State, error) {
+	if err := spec.ValidateID(id); err != nil {
+		return nil, err
+	}
+	rec, err := r.load(id)
+	if errors.Is(err, errCreating) {
+		return &State{OCIVersion: specs.Version, ID: id, Status: Creating}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.toState(rec), nil
+}
+
+// List returns the state of every container under the root, by id.
+func (r *Runtime) List(ctx context.Context) ([]*State, error) {
+	ents, err := os.ReadDir(r.Root)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("list containers in %s: %w", r.Root, err)
+	}
+	var out []*State
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		rec, err := r.load(e.Name())
+		if err != nil {
+			if errors.Is(err, errCreating) {
+				out = append(out, &State{OCIVersion: specs.Version, ID: e.Name(), Status: Creating, Owner: r.owner(e.Name())})
+			}
+			continue
+		}
+		st := r.toState(rec)
+		st.Owner = r.owner(e.Name())
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Kill sends sig to the container's init, or with all to every process in
+// its cgroup.
+func (r *Runtime) Kill(ctx context.Context, id string, sig unix.Signal, all bool) error {
+	rec, err := r.mustLoad(id)
+	if err != nil {
+		return err
+	}
+	if err := CheckTransition(id, r.status(rec), OpKill); err != nil {
+		return err
+	}
+	if !all {
+		return signalInit(rec, sig)
+	}
+	return signalAll(rec, sig)
+}
+
+func signalAll(rec *record, sig unix.Signal) error {
+	mgr, err := cgroups.Load(rec.CgroupRoot, rec.CgroupPaths)
+	if err != nil {
+		return err
+	}
+	pids, err := mgr.Pids()
+	if err != nil {
+		return fmt.Errorf("list processes of container %q: %w", rec.ID, err)
+	}
+	for _, p := range pids {
+		if err := unix.Kill(p, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("send %s to pid %d of container %q: %w", unix.SignalName(sig), p, rec.ID, err)
+		}
+	}
+	return nil
+}
+
+func frozen(rec *record) bool {
+	if len(rec.CgroupPaths) == 0 {
+		return false
+	}
+	mgr, err := cgroups.Load(rec.CgroupRoot, rec.CgroupPaths)
+	if err != nil {
+		return false
+	}
+	st, err := mgr.State()
+	return err == nil && st == cgroups.Frozen
+}
+
+// Delete removes a container: its state, its cgroup, and, for a created
+// container or with force, its processes.
+func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
+	if err := spec.ValidateID(id); err != nil {
+		return err
+	}
+	rec, err := r.load(id)
+	if errors.Is(err, errCreating) {
+		if !force {
+			return fmt.Errorf("container %q is still being created (or its create crashed); use delete --force: %w", id, errdefs.ErrFailedPrecondition)
+		}
+		return r.removeDir(id)
+	}
+	if err != nil {
+		return err
+	}
+	st := r.status(rec)
+	if err := CheckTransition(id, st, OpDelete); err != nil && !force {
+		return err
+	}
+	return r.destroy(rec, st)
+}
+
+func (r *Runtime) destroy(rec *record, st Status) error {
+	if st != Stopped {
+		if st == Paused {
+			if mgr, err := cgroups.Load(rec.CgroupRoot, rec.CgroupPaths); err == nil {
+				_ = mgr.Thaw()
+			}
+		}
+		if err := unix.Kill(rec.Pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("kill init of container %q: %w", rec.ID, err)
+		}
+		if !waitGone(rec.Pid, rec.InitStartTime, 10*time.Second) {
+			return fmt.Errorf("init of container %q (pid %d) did not die after SIGKILL within 10s", rec.ID, rec.Pid)
+		}
+	}
+	if len(rec.CgroupPaths) > 0 {
+		mgr, err := cgroups.Load(rec.CgroupRoot, rec.CgroupPaths)
+		if err != nil {
+			return err
+		}
+		if !rec.NewPidNS {
+			// Without a pid namespace, the init's death leaves its children.
+			if pids, err := mgr.Pids(); err == nil {
+				for _, p := range pids {
+					_ = unix.Kill(p, unix.SIGKILL)
+				}
+			}
+		}
+		if err := mgr.Destroy(); err != nil {
+			return fmt.Errorf("delete container %q: %w", rec.ID, err)
+		}
+	}
+	return r.removeDir(rec.ID)
+}
+
+func (r *Runtime) removeDir(id string) error {
+	if err := os.RemoveAll(r.dir(id)); err != nil {
+		return fmt.Errorf("remove state of container %q: %w", id, err)
+	}
+	return nil
+}
+
+// Run creates and starts a container. Detached, it returns once the
+// container runs. In the foreground it forwards signals to the container,
+// waits for it, deletes it, and returns its exit code (128+N if killed by
+// signal N), as `runc run` does.
+func (r *Runtime) Run(ctx context.Context, id string, opts CreateOpts, detach bool) (int, error) {
+	if detach {
+		if err := r.Create(ctx, id, opts); err != nil {
+			return 0, err
+		}
+		if err := r.Start(ctx, id); err != nil {
+			_ = r.Delete(ctx, id, true)
+			return 0, err
+		}
+		return 0, nil
+	}
+	// Become the subreaper so the init, whose parent exits when nsenter
+	// forks, is reparented to us and we can wait for it.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return 0, fmt.Errorf("become child subreaper: %w", err)
+	}
+	sigs := make(chan os.Signal, 32)
+	signal.Notify(sigs)
+	defer signal.Stop(sigs)
+
+	c, err := r.create(ctx, id, opts)
+	if err != nil {
+		return 0, err
+	}
+	if err := r.Start(ctx, id); err != nil {
+		_ = r.Delete(ctx, id, true)
+		return 0, err
+	}
+	pid := c.rec.Pid
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				sig, ok := s.(unix.Signal)
+				if !ok || sig == unix.SIGCHLD || sig == unix.SIGURG {
+					continue
+				}
+				_ = unix.Kill(pid, sig)
+			case <-done:
+				return
+			}
+		}
+	}()
+	code := 0
+	for {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("wait for container %q: %w", id, err)
+		}
+		if wpid != pid {
+			continue
+		}
+		switch {
+		case ws.Exited():
+			code = ws.ExitStatus()
+		case ws.Signaled():
+			code = 128 + int(ws.Signal())
+		}
+		break
+	}
+	if err := r.destroy(c.rec, Stopped); err != nil {
+		return code, err
+	}
+	return code, nil
+}

@@ -1,0 +1,328 @@
+// Package initproc owns the container's init process from the moment the Go
+// runtime starts inside the container's namespaces until it execs the user
+// program: it receives its Config from the parent, builds the root
+// filesystem, sets hostname, sysctls, rlimits, the user, capabilities and
+// seccomp, waits for `start`, and execs. It runs on the locked main thread of
+// `skiff-runtime init`, because capabilities, the cgroup namespace and
+// seccomp are per-thread. It must not create namespaces (runtime/nsenter did)
+// nor cgroups (the parent did), and must not return to the caller on success.
+package initproc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/skiff-containers/skiff/runtime/caps"
+	"github.com/skiff-containers/skiff/runtime/rootfs"
+	"github.com/skiff-containers/skiff/runtime/seccomp"
+	"github.com/skiff-containers/skiff/runtime/spec"
+)
+
+// Main is the body of `skiff-runtime init`. It only returns on failure, with
+// the process exit code; before the parent has been told the container is
+// ready, the failure is reported to the parent instead of printed.
+func Main() int {
+	runtime.LockOSThread()
+	fd, err := envFD(EnvInitFD)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "skiff-runtime init: %v (this command is run by skiff-runtime itself, not by hand)\n", err)
+		return 1
+	}
+	sync := os.NewFile(uintptr(fd), "sync")
+	fifoFD, err := envFD(EnvFifoFD)
+	if err != nil {
+		_ = WriteMessage(sync, MsgError, []byte(err.Error()))
+		return 1
+	}
+	kind, payload, err := ReadMessage(sync)
+	if err != nil || kind != MsgConfig {
+		fmt.Fprintf(os.Stderr, "skiff-runtime init: read config from parent: %v\n", err)
+		return 1
+	}
+	var cfg Config
+	if err := json.Unmarshal(payload, &cfg); err != nil {
+		_ = WriteMessage(sync, MsgError, []byte("decode init config: "+err.Error()))
+		return 1
+	}
+	exe, err := setup(&cfg, sync)
+	if err != nil {
+		_ = WriteMessage(sync, MsgError, []byte(err.Error()))
+		return 1
+	}
+	if err := WriteMessage(sync, MsgReady, nil); err != nil {
+		return 1
+	}
+	_ = sync.Close()
+	if err := waitAndExec(&cfg, fifoFD, exe); err != nil {
+		fmt.Fprintf(os.Stderr, "skiff-runtime: container %s: %v\n", cfg.ID, err)
+		var ee *exec.Error
+		if errors.As(err, &ee) || errors.Is(err, unix.ENOENT) {
+			return 127
+		}
+		return 126
+	}
+	return 0
+}
+
+func envFD(name string) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return -1, fmt.Errorf("%s is not set", name)
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return -1, fmt.Errorf("%s=%q is not a file descriptor", name, v)
+	}
+	return fd, nil
+}
+
+// setup does everything that can fail before the container counts as
+// created, and returns the resolved path of the program to exec.
+func setup(cfg *Config, sync *os.File) (string, error) {
+	s := cfg.Spec
+	p := s.Process
+	if cfg.NewCgroupNS {
+		// After the parent moved us into the container's cgroup, so that
+		// it is the root of the namespace.
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return "", fmt.Errorf("create cgroup namespace: %w", err)
+		}
+	}
+	if !cfg.NoNewKeyring {
+		// A session keyring of its own, so the container can't see the host's
+		// keys; kernels without keyrings say ENOSYS, which is fine.
+		if _, err := unix.KeyctlJoinSessionKeyring(cfg.ID); err != nil && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EACCES) {
+			return "", fmt.Errorf("join a new session keyring: %w (use --no-new-keyring to keep the caller's)", err)
+		}
+	}
+	if p.OOMScoreAdj != nil {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+			return "", fmt.Errorf("set process.oomScoreAdj %d: %w", *p.OOMScoreAdj, err)
+		}
+	}
+	rc := &rootfs.Config{
+		Spec:        s,
+		Rootfs:      cfg.Rootfs,
+		NoPivot:     cfg.NoPivot,
+		CgroupPaths: cfg.CgroupPaths,
+		CgroupNS:    cfg.NewCgroupNS,
+		UserNS:      cfg.UserNS,
+	}
+	if cfg.NewMountNS {
+		if err := rootfs.Prepare(rc); err != nil {
+			return "", err
+		}
+	}
+	// Sysctls act on the namespaces of the writing task, whichever /proc
+	// they are written through; write them while /proc/sys is writable.
+	if s.Linux != nil {
+		for k, v := range s.Linux.Sysctl {
+			path := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
+			if err := os.WriteFile(path, []byte(v), 0); err != nil {
+				return "", fmt.Errorf("set linux.sysctl %s=%q: %w", k, v, err)
+			}
+		}
+	}
+	if cfg.NewMountNS {
+		if err := rootfs.Finalize(rc); err != nil {
+			return "", err
+		}
+	}
+	if cfg.NewUTSNS {
+		if s.Hostname != "" {
+			if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+				return "", fmt.Errorf("set hostname %q: %w", s.Hostname, err)
+			}
+		}
+		if s.Domainname != "" {
+			if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
+				return "", fmt.Errorf("set domainname %q: %w", s.Domainname, err)
+			}
+		}
+	}
+	for _, rl := range p.Rlimits {
+		res, err := spec.Rlimit(rl.Type)
+		if err != nil {
+			return "", err
+		}
+		lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
+		if err := unix.Prlimit(0, res, &lim, nil); err != nil {
+			return "", fmt.Errorf("set process.rlimits %s soft=%d hard=%d: %w (a hard limit can only be raised with CAP_SYS_RESOURCE)", rl.Type, rl.Soft, rl.Hard, err)
+		}
+	}
+
+	// The environment of the user program, also used to find it.
+	os.Clearenv()
+	for _, kv := range p.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		if err := os.Setenv(k, v); err != nil {
+			return "", fmt.Errorf("process.env %q: %w", kv, err)
+		}
+	}
+	if err := unix.Chdir(p.Cwd); err != nil {
+		return "", fmt.Errorf("change to process.cwd %q: %w", p.Cwd, err)
+	}
+	// A cwd outside the root (CVE-2024-21626) shows as "(unreachable)".
+	if wd, err := unix.Getwd(); err != nil || !strings.HasPrefix(wd, "/") {
+		return "", fmt.Errorf("process.cwd %q is not inside the container's root", p.Cwd)
+	}
+	exe, err := exec.LookPath(p.Args[0])
+	if err != nil {
+		return "", fmt.Errorf("exec: %q: %w", p.Args[0], unwrapExecErr(err))
+	}
+
+	if s.Linux != nil && s.Linux.Seccomp != nil && !p.NoNewPrivileges {
+		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN,
+		// which the user switch may drop: load it now, as runc does.
+		if err := loadSeccomp(cfg); err != nil {
+			return "", err
+		}
+	}
+	if err := switchUser(p); err != nil {
+		return "", err
+	}
+	if p.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return "", fmt.Errorf("set process.noNewPrivileges: %w", err)
+		}
+	}
+	return exe, nil
+}
+
+func unwrapExecErr(err error) error {
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		if errors.Is(ee.Err, exec.ErrNotFound) {
+			return errors.New("executable file not found in $PATH")
+		}
+		return ee.Err
+	}
+	return err
+}
+
+// switchUser sets groups, gid and uid, keeping the capabilities the spec
+// asks for across the switch, then applies them. All per-thread.
+func switchUser(p *specs.Process) error {
+	set, err := caps.FromSpec(p.Capabilities)
+	if err != nil {
+		return err
+	}
+	if err := set.DropBounding(); err != nil {
+		return err
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("keep capabilities across the user switch: %w", err)
+	}
+	u := p.User
+	groups := make([]uint32, len(u.AdditionalGids))
+	copy(groups, u.AdditionalGids)
+	if err := setgroups(groups); err != nil {
+		return fmt.Errorf("set process.user.additionalGids %v: %w", u.AdditionalGids, err)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.GID), uintptr(u.GID), uintptr(u.GID)); e != 0 {
+		return fmt.Errorf("set process.user.gid %d: %w (is it mapped in the user namespace?)", u.GID, e)
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(u.UID), uintptr(u.UID), uintptr(u.UID)); e != 0 {
+		return fmt.Errorf("set process.user.uid %d: %w (is it mapped in the user namespace?)", u.UID, e)
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("reset keepcaps: %w", err)
+	}
+	if err := set.Apply(); err != nil {
+		return err
+	}
+	mask := 0o022
+	if u.Umask != nil {
+		mask = int(*u.Umask)
+	}
+	unix.Umask(mask)
+	return nil
+}
+
+func setgroups(gids []uint32) error {
+	var ptr uintptr
+	if len(gids) > 0 {
+		ptr = uintptr(unsafePointer(&gids[0]))
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(gids)), ptr, 0); e != 0 {
+		// A user namespace whose setgroups is denied: only an empty
+		// list could be asked for anyway.
+		if e == unix.EPERM && len(gids) == 0 {
+			return nil
+		}
+		return e
+	}
+	return nil
+}
+
+// waitAndExec blocks until `start`, then execs the user program.
+func waitAndExec(cfg *Config, fd int, exe string) error {
+	fifo := os.NewFile(uintptr(fd), "exec.fifo")
+	var b [1]byte
+	var err error
+	for {
+		_, err = unix.Read(fd, b[:])
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("wait for start on exec fifo: %w", err)
+	}
+	_ = fifo.Close()
+	s := cfg.Spec
+	if s.Linux != nil && s.Linux.Seccomp != nil && s.Process.NoNewPrivileges {
+		// The last step before exec: the filter then covers nothing of ours.
+		if err := loadSeccomp(cfg); err != nil {
+			return err
+		}
+	}
+	if err := closeExtraFDs(3 + cfg.PreserveFDs); err != nil {
+		return err
+	}
+	return unix.Exec(exe, s.Process.Args, os.Environ())
+}
+
+// closeExtraFDs marks every descriptor from first on close-on-exec, so no
+// fd of the runtime's reaches the container (CVE-2024-21626).
+func closeExtraFDs(first int) error {
+	if err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list open fds: %w (the container needs /proc mounted)", err)
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < first {
+			continue
+		}
+		unix.CloseOnExec(fd)
+	}
+	return nil
+}
+
+func loadSeccomp(cfg *Config) error {
+	fd, err := seccomp.Load(cfg.Spec.Linux.Seccomp)
+	if err != nil {
+		return fmt.Errorf("load linux.seccomp: %w", err)
+	}
+	if fd >= 0 {
+		// The parent refuses listenerPath before the container is made;
+		// this is a guard against a profile that slipped through.
+		unix.Close(fd)
+		return errors.New("linux.seccomp uses SCMP_ACT_NOTIFY, which skiff-runtime does not support yet")
+	}
+	return nil
+}

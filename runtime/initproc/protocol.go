@@ -1,0 +1,81 @@
+package initproc
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Environment variables the parent sets for the init process. Each holds a
+// file descriptor number.
+const (
+	EnvInitFD = "_SKIFF_INIT_FD" // the sync socket (also read by runtime/nsenter)
+	EnvFifoFD = "_SKIFF_FIFO_FD" // the exec fifo, opened read-write
+)
+
+// Message kinds of the Go stage of the protocol between the parent and the
+// init. Each message is {kind byte, u32 length, payload}.
+const (
+	MsgConfig byte = 'C' // parent → init: the JSON Config
+	MsgReady  byte = 'R' // init → parent: set up, waiting for start
+	MsgError  byte = 'E' // init → parent: setup failed; payload is the message
+)
+
+// Config is what the parent tells the init process, as JSON.
+type Config struct {
+	ID           string            `json:"id"`
+	Bundle       string            `json:"bundle"`
+	Rootfs       string            `json:"rootfs"`
+	Spec         *specs.Spec       `json:"spec"`
+	NoPivot      bool              `json:"noPivot,omitempty"`
+	NoNewKeyring bool              `json:"noNewKeyring,omitempty"`
+	PreserveFDs  int               `json:"preserveFds,omitempty"`
+	CgroupPaths  map[string]string `json:"cgroupPaths,omitempty"`
+	// Namespaces the init lives in, decided by the parent from the spec.
+	NewMountNS  bool `json:"newMountNs,omitempty"`
+	NewUTSNS    bool `json:"newUtsNs,omitempty"`
+	NewCgroupNS bool `json:"newCgroupNs,omitempty"`
+	UserNS      bool `json:"userNs,omitempty"`
+}
+
+// maxMessage bounds a message so a confused peer cannot make us allocate
+// without limit.
+const maxMessage = 16 << 20
+
+// WriteMessage writes one framed message.
+func WriteMessage(w io.Writer, kind byte, payload []byte) error {
+	hdr := make([]byte, 5, 5+len(payload))
+	hdr[0] = kind
+	binary.LittleEndian.PutUint32(hdr[1:], uint32(len(payload)))
+	_, err := w.Write(append(hdr, payload...))
+	return err
+}
+
+// ReadMessage reads one framed message.
+func ReadMessage(r io.Reader) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.LittleEndian.Uint32(hdr[1:])
+	if n > maxMessage {
+		return 0, nil, fmt.Errorf("sync message of %d bytes is too large", n)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return 0, nil, err
+	}
+	return hdr[0], buf, nil
+}
+
+// WriteConfig sends the init its configuration.
+func WriteConfig(w io.Writer, c *Config) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return WriteMessage(w, MsgConfig, b)
+}
