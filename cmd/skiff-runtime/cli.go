@@ -114,6 +114,14 @@ func (g *globals) setup() error {
 		w = os.Stderr
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	if g.debug {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.String("time", a.Value.Time().Format("15:04:05.000000"))
+			}
+			return a
+		}
+	}
 	if g.logFormat == "json" {
 		g.logger = slog.New(slog.NewJSONHandler(w, opts))
 	} else {

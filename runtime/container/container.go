@@ -277,6 +277,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 	if err != nil {
 		return nil, err
 	}
+	log.Debug("namespaces entered", "pid", pid, "took", time.Since(started))
 	direct := pid == cmd.Process.Pid
 	if !direct {
 		// nsenter forked: reap the intermediate, which exits at once.
@@ -303,6 +304,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		return nil, err
 	}
 
+	log.Debug("cgroup set up", "took", time.Since(started))
 	rootfsPath := spec.RootfsPath(s, bundle)
 	cfg := &initproc.Config{
 		ID:           id,
@@ -318,6 +320,9 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		NewCgroupNS:  newCgroupNS,
 		UserNS:       userNS,
 	}
+	if cfg.HostMountNS, err = os.Readlink("/proc/self/ns/mnt"); err != nil {
+		return nil, fmt.Errorf("read the runtime's mount namespace: %w", err)
+	}
 	if err := initproc.WriteConfig(parentSock, cfg); err != nil {
 		return nil, fmt.Errorf("send config to init of container %q: %w", id, err)
 	}
@@ -325,6 +330,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 	if err != nil {
 		return nil, fmt.Errorf("init process of container %q exited during setup (its stderr may say why): %w", id, err)
 	}
+	log.Debug("init ready", "took", time.Since(started))
 	switch kind {
 	case initproc.MsgReady:
 	case initproc.MsgError:
@@ -672,6 +678,7 @@ func (r *Runtime) Run(ctx context.Context, id string, opts CreateOpts, detach bo
 		return 0, err
 	}
 	pid := c.rec.Pid
+	r.logger().Debug("started", "id", id)
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -709,8 +716,10 @@ func (r *Runtime) Run(ctx context.Context, id string, opts CreateOpts, detach bo
 		}
 		break
 	}
+	r.logger().Debug("container exited", "id", id, "code", code)
 	if err := r.destroy(c.rec, Stopped); err != nil {
 		return code, err
 	}
+	r.logger().Debug("container deleted", "id", id)
 	return code, nil
 }

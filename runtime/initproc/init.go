@@ -117,6 +117,7 @@ func setup(cfg *Config, sync *os.File) (string, error) {
 		CgroupPaths: cfg.CgroupPaths,
 		CgroupNS:    cfg.NewCgroupNS,
 		UserNS:      cfg.UserNS,
+		HostMountNS: cfg.HostMountNS,
 	}
 	if cfg.NewMountNS {
 		if err := rootfs.Prepare(rc); err != nil {

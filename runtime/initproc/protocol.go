@@ -39,6 +39,9 @@ type Config struct {
 	NewUTSNS    bool `json:"newUtsNs,omitempty"`
 	NewCgroupNS bool `json:"newCgroupNs,omitempty"`
 	UserNS      bool `json:"userNs,omitempty"`
+	// HostMountNS is the runtime's mount namespace (readlink of
+	// /proc/self/ns/mnt), which the init must not be in.
+	HostMountNS string `json:"hostMountNs,omitempty"`
 }
 
 // maxMessage bounds a message so a confused peer cannot make us allocate
