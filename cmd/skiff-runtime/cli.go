@@ -83,7 +83,7 @@ func newRoot(g *globals) *cobra.Command {
 	pf.String("criu", "criu", "path to criu (accepted for runc compatibility; checkpoint is not supported yet)")
 	root.AddCommand(
 		specCmd(), createCmd(g), startCmd(g), runCmd(g), stateCmd(g),
-		killCmd(g), deleteCmd(g), listCmd(g),
+		killCmd(g), deleteCmd(g), listCmd(g), execCmd(g),
 	)
 	return root
 }

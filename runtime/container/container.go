@@ -8,13 +8,11 @@ package container
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sort"
@@ -28,7 +26,6 @@ import (
 	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/runtime/cgroups"
 	"github.com/skiff-containers/skiff/runtime/initproc"
-	"github.com/skiff-containers/skiff/runtime/nsenter"
 	"github.com/skiff-containers/skiff/runtime/seccomp"
 	"github.com/skiff-containers/skiff/runtime/spec"
 )
@@ -157,22 +154,15 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		return nil, fmt.Errorf("create state dir for container %q: %w", id, err)
 	}
 	var (
-		initPid   int
-		initStart uint64 // 0 until known: then waitGone waits for the pid itself
-		initProc  *os.Process
-		mgr       cgroups.Manager
+		sp  *spawned
+		mgr cgroups.Manager
 	)
 	defer func() {
 		if retErr == nil {
 			return
 		}
-		if initPid > 0 {
-			_ = unix.Kill(initPid, unix.SIGKILL)
-			if initProc != nil {
-				_, _ = initProc.Wait()
-			} else if !waitGone(initPid, initStart, 10*time.Second) {
-				log.Warn("init of failed container did not die", "pid", initPid)
-			}
+		if sp != nil {
+			sp.kill()
 		}
 		if mgr != nil {
 			if err := mgr.Destroy(); err != nil {
@@ -193,15 +183,6 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		return nil, fmt.Errorf("open exec fifo for container %q: %w", id, err)
 	}
 	defer fifo.Close()
-
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("create sync socket: %w", err)
-	}
-	parentSock := os.NewFile(uintptr(fds[0]), "sync-parent")
-	childSock := os.NewFile(uintptr(fds[1]), "sync-child")
-	defer parentSock.Close()
-	defer childSock.Close()
 
 	// Namespaces: joins and new ones for nsenter; the cgroup namespace is
 	// made by the Go init once it is in its cgroup.
@@ -243,54 +224,19 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		fmt.Fprintf(&req, "timens %s %d %d\n", clock, off.Secs, off.Nanosecs)
 	}
 
-	exe := r.Exe
-	if exe == "" {
-		exe = "/proc/self/exe"
-	}
-	cmd := exec.Command(exe, "init")
-	cmd.Args[0] = "skiff-runtime"
-	cmd.Dir = bundle
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = orStd(opts.Stdin, os.Stdin), orStd(opts.Stdout, os.Stdout), orStd(opts.Stderr, os.Stderr)
-	for i := 0; i < opts.PreserveFDs; i++ {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
-	}
-	syncFD := 3 + len(cmd.ExtraFiles)
-	cmd.ExtraFiles = append(cmd.ExtraFiles, childSock, fifo)
-	cmd.Env = []string{
-		nsenter.EnvFD + "=" + strconv.Itoa(syncFD),
-		initproc.EnvInitFD + "=" + strconv.Itoa(syncFD),
-		initproc.EnvFifoFD + "=" + strconv.Itoa(syncFD+1),
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start init process of container %q: %w", id, err)
-	}
-	childSock.Close()
 	started := time.Now()
-	// Until nsenter reports the init's pid, the process to clean up is the
-	// one we started.
-	initPid, initProc = cmd.Process.Pid, cmd.Process
-
-	if err := writeRequest(parentSock, req.String()); err != nil {
-		return nil, fmt.Errorf("send namespace request to init of container %q: %w", id, err)
-	}
-	pid, err := r.nsenterStage(parentSock, s, id)
+	sp, err = r.spawn(spawnReq{
+		id: id, what: "init process", dir: bundle, nsReq: req.String(), linux: s.Linux,
+		preserveFDs: opts.PreserveFDs,
+		files:       map[string]*os.File{initproc.EnvFifoFD: fifo},
+		stdin:       opts.Stdin, stdout: opts.Stdout, stderr: opts.Stderr,
+	})
 	if err != nil {
 		return nil, err
 	}
+	defer sp.sock.Close()
+	pid := sp.pid
 	log.Debug("namespaces entered", "pid", pid, "took", time.Since(started))
-	direct := pid == cmd.Process.Pid
-	if !direct {
-		// nsenter forked: reap the intermediate, which exits at once.
-		if _, err := cmd.Process.Wait(); err != nil {
-			return nil, fmt.Errorf("wait for intermediate init process of container %q: %w", id, err)
-		}
-		initPid, initProc = pid, nil
-	}
-	startTime, _, err := procStartTime(pid)
-	if err != nil {
-		return nil, fmt.Errorf("init process of container %q (pid %d) died during create: %w", id, pid, err)
-	}
-	initStart = startTime
 
 	res := effectiveResources(s.Linux)
 	mgr, err = cgroups.New(cgroups.Config{Root: r.cgroupRoot(), Path: s.Linux.CgroupsPath, ID: id, Resources: res})
@@ -323,21 +269,10 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 	if cfg.HostMountNS, err = os.Readlink("/proc/self/ns/mnt"); err != nil {
 		return nil, fmt.Errorf("read the runtime's mount namespace: %w", err)
 	}
-	if err := initproc.WriteConfig(parentSock, cfg); err != nil {
-		return nil, fmt.Errorf("send config to init of container %q: %w", id, err)
-	}
-	kind, payload, err := initproc.ReadMessage(parentSock)
-	if err != nil {
-		return nil, fmt.Errorf("init process of container %q exited during setup (its stderr may say why): %w", id, err)
+	if err := sp.configure(cfg); err != nil {
+		return nil, err
 	}
 	log.Debug("init ready", "took", time.Since(started))
-	switch kind {
-	case initproc.MsgReady:
-	case initproc.MsgError:
-		return nil, fmt.Errorf("create container %q: %s: %w", id, payload, classifyInitError(string(payload)))
-	default:
-		return nil, fmt.Errorf("init process of container %q sent unexpected message %q", id, kind)
-	}
 
 	rec := &record{
 		OCIVersion:    specs.Version,
@@ -345,7 +280,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		Bundle:        bundle,
 		Rootfs:        rootfsPath,
 		Pid:           pid,
-		InitStartTime: startTime,
+		InitStartTime: sp.start,
 		Created:       time.Now().UTC(),
 		Annotations:   s.Annotations,
 		CgroupRoot:    r.cgroupRoot(),
@@ -366,7 +301,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		}
 	}
 	log.Debug("created", "pid", pid, "took", time.Since(started))
-	return &created{rec: rec, child: direct}, nil
+	return &created{rec: rec, child: sp.proc != nil}, nil
 }
 
 func orStd(f, def *os.File) *os.File {
@@ -386,53 +321,6 @@ func classifyInitError(msg string) error {
 		return errdefs.ErrInvalidArgument
 	}
 	return errdefs.ErrFailedPrecondition
-}
-
-func writeRequest(w io.Writer, req string) error {
-	b := make([]byte, 4, 4+len(req))
-	binary.LittleEndian.PutUint32(b, uint32(len(req)))
-	_, err := w.Write(append(b, req...))
-	return err
-}
-
-// nsenterStage answers the C stage of the init (runtime/nsenter) until it
-// reports the init's pid.
-func (r *Runtime) nsenterStage(sock *os.File, s *specs.Spec, id string) (int, error) {
-	for {
-		var rec [5]byte
-		if _, err := io.ReadFull(sock, rec[:]); err != nil {
-			return 0, fmt.Errorf("init process of container %q exited while entering its namespaces: %w", id, err)
-		}
-		val := int(int32(binary.LittleEndian.Uint32(rec[1:])))
-		switch rec[0] {
-		case 'P':
-			return val, nil
-		case 'U':
-			if err := writeIDMaps(val, s.Linux); err != nil {
-				return 0, fmt.Errorf("container %q: %w", id, err)
-			}
-			if _, err := sock.Write([]byte{'u'}); err != nil {
-				return 0, err
-			}
-		case 'E':
-			var n [4]byte
-			if _, err := io.ReadFull(sock, n[:]); err != nil {
-				return 0, fmt.Errorf("init process of container %q failed (errno %d)", id, val)
-			}
-			msg := make([]byte, min(binary.LittleEndian.Uint32(n[:]), 4096))
-			_, _ = io.ReadFull(sock, msg)
-			errno := unix.Errno(val)
-			class := errdefs.ErrFailedPrecondition
-			if errno == unix.ENOENT {
-				class = errdefs.ErrNotFound
-			} else if errno == unix.EINVAL {
-				class = errdefs.ErrInvalidArgument
-			}
-			return 0, fmt.Errorf("create container %q: %s: %w", id, msg, class)
-		default:
-			return 0, fmt.Errorf("init process of container %q sent unexpected record %q", id, rec[0])
-		}
-	}
 }
 
 func writeIDMaps(pid int, l *specs.Linux) error {
@@ -677,44 +565,10 @@ func (r *Runtime) Run(ctx context.Context, id string, opts CreateOpts, detach bo
 		_ = r.Delete(ctx, id, true)
 		return 0, err
 	}
-	pid := c.rec.Pid
 	r.logger().Debug("started", "id", id)
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		for {
-			select {
-			case s := <-sigs:
-				sig, ok := s.(unix.Signal)
-				if !ok || sig == unix.SIGCHLD || sig == unix.SIGURG {
-					continue
-				}
-				_ = unix.Kill(pid, sig)
-			case <-done:
-				return
-			}
-		}
-	}()
-	code := 0
-	for {
-		var ws unix.WaitStatus
-		wpid, err := unix.Wait4(-1, &ws, 0, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("wait for container %q: %w", id, err)
-		}
-		if wpid != pid {
-			continue
-		}
-		switch {
-		case ws.Exited():
-			code = ws.ExitStatus()
-		case ws.Signaled():
-			code = 128 + int(ws.Signal())
-		}
-		break
+	code, err := waitForward(c.rec.Pid, sigs)
+	if err != nil {
+		return 0, fmt.Errorf("container %q: %w", id, err)
 	}
 	r.logger().Debug("container exited", "id", id, "code", code)
 	if err := r.destroy(c.rec, Stopped); err != nil {

@@ -39,10 +39,12 @@ func Main() int {
 		return 1
 	}
 	sync := os.NewFile(uintptr(fd), "sync")
-	fifoFD, err := envFD(EnvFifoFD)
-	if err != nil {
-		_ = WriteMessage(sync, MsgError, []byte(err.Error()))
-		return 1
+	fifoFD := -1
+	if os.Getenv(EnvFifoFD) != "" {
+		if fifoFD, err = envFD(EnvFifoFD); err != nil {
+			_ = WriteMessage(sync, MsgError, []byte(err.Error()))
+			return 1
+		}
 	}
 	kind, payload, err := ReadMessage(sync)
 	if err != nil || kind != MsgConfig {
@@ -54,7 +56,11 @@ func Main() int {
 		_ = WriteMessage(sync, MsgError, []byte("decode init config: "+err.Error()))
 		return 1
 	}
-	exe, err := setup(&cfg, sync)
+	if !cfg.Exec && fifoFD < 0 {
+		_ = WriteMessage(sync, MsgError, []byte(EnvFifoFD+" is not set"))
+		return 1
+	}
+	exe, err := setup(&cfg)
 	if err != nil {
 		_ = WriteMessage(sync, MsgError, []byte(err.Error()))
 		return 1
@@ -87,27 +93,26 @@ func envFD(name string) (int, error) {
 }
 
 // setup does everything that can fail before the container counts as
-// created, and returns the resolved path of the program to exec.
-func setup(cfg *Config, sync *os.File) (string, error) {
+// created (or, for exec, before the process counts as started), and returns
+// the resolved path of the program to exec.
+func setup(cfg *Config) (string, error) {
+	if !cfg.Exec {
+		if err := setupContainer(cfg); err != nil {
+			return "", err
+		}
+	}
+	return setupProcess(cfg)
+}
+
+// setupContainer builds the container around the init: cgroup namespace,
+// root filesystem, sysctls, hostname.
+func setupContainer(cfg *Config) error {
 	s := cfg.Spec
-	p := s.Process
 	if cfg.NewCgroupNS {
 		// After the parent moved us into the container's cgroup, so that
 		// it is the root of the namespace.
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return "", fmt.Errorf("create cgroup namespace: %w", err)
-		}
-	}
-	if !cfg.NoNewKeyring {
-		// A session keyring of its own, so the container can't see the host's
-		// keys; kernels without keyrings say ENOSYS, which is fine.
-		if _, err := unix.KeyctlJoinSessionKeyring(cfg.ID); err != nil && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EACCES) {
-			return "", fmt.Errorf("join a new session keyring: %w (use --no-new-keyring to keep the caller's)", err)
-		}
-	}
-	if p.OOMScoreAdj != nil {
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
-			return "", fmt.Errorf("set process.oomScoreAdj %d: %w", *p.OOMScoreAdj, err)
+			return fmt.Errorf("create cgroup namespace: %w", err)
 		}
 	}
 	rc := &rootfs.Config{
@@ -121,7 +126,7 @@ func setup(cfg *Config, sync *os.File) (string, error) {
 	}
 	if cfg.NewMountNS {
 		if err := rootfs.Prepare(rc); err != nil {
-			return "", err
+			return err
 		}
 	}
 	// Sysctls act on the namespaces of the writing task, whichever /proc
@@ -130,25 +135,46 @@ func setup(cfg *Config, sync *os.File) (string, error) {
 		for k, v := range s.Linux.Sysctl {
 			path := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
 			if err := os.WriteFile(path, []byte(v), 0); err != nil {
-				return "", fmt.Errorf("set linux.sysctl %s=%q: %w", k, v, err)
+				return fmt.Errorf("set linux.sysctl %s=%q: %w", k, v, err)
 			}
 		}
 	}
 	if cfg.NewMountNS {
 		if err := rootfs.Finalize(rc); err != nil {
-			return "", err
+			return err
 		}
 	}
 	if cfg.NewUTSNS {
 		if s.Hostname != "" {
 			if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
-				return "", fmt.Errorf("set hostname %q: %w", s.Hostname, err)
+				return fmt.Errorf("set hostname %q: %w", s.Hostname, err)
 			}
 		}
 		if s.Domainname != "" {
 			if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
-				return "", fmt.Errorf("set domainname %q: %w", s.Domainname, err)
+				return fmt.Errorf("set domainname %q: %w", s.Domainname, err)
 			}
+		}
+	}
+	return nil
+}
+
+// setupProcess sets up the process itself: keyring, OOM score, rlimits,
+// environment, cwd, user, capabilities, no_new_privs and (without
+// no_new_privs) seccomp.
+func setupProcess(cfg *Config) (string, error) {
+	s := cfg.Spec
+	p := s.Process
+	if !cfg.NoNewKeyring {
+		// A session keyring of its own, so the container can't see the host's
+		// keys; kernels without keyrings say ENOSYS, which is fine.
+		if _, err := unix.KeyctlJoinSessionKeyring(cfg.ID); err != nil && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EACCES) {
+			return "", fmt.Errorf("join a new session keyring: %w (use --no-new-keyring to keep the caller's)", err)
+		}
+	}
+	if p.OOMScoreAdj != nil {
+		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+			return "", fmt.Errorf("set process.oomScoreAdj %d: %w", *p.OOMScoreAdj, err)
 		}
 	}
 	for _, rl := range p.Rlimits {
@@ -267,20 +293,22 @@ func setgroups(gids []uint32) error {
 }
 
 // waitAndExec blocks until `start`, then execs the user program.
+// An exec'd process (fd < 0) does not wait.
 func waitAndExec(cfg *Config, fd int, exe string) error {
-	fifo := os.NewFile(uintptr(fd), "exec.fifo")
-	var b [1]byte
-	var err error
-	for {
-		_, err = unix.Read(fd, b[:])
-		if err != unix.EINTR {
-			break
+	if fd >= 0 {
+		var b [1]byte
+		var err error
+		for {
+			_, err = unix.Read(fd, b[:])
+			if err != unix.EINTR {
+				break
+			}
 		}
+		if err != nil {
+			return fmt.Errorf("wait for start on exec fifo: %w", err)
+		}
+		_ = unix.Close(fd)
 	}
-	if err != nil {
-		return fmt.Errorf("wait for start on exec fifo: %w", err)
-	}
-	_ = fifo.Close()
 	s := cfg.Spec
 	if s.Linux != nil && s.Linux.Seccomp != nil && s.Process.NoNewPrivileges {
 		// The last step before exec: the filter then covers nothing of ours.

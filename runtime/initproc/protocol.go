@@ -42,6 +42,10 @@ type Config struct {
 	// HostMountNS is the runtime's mount namespace (readlink of
 	// /proc/self/ns/mnt), which the init must not be in.
 	HostMountNS string `json:"hostMountNs,omitempty"`
+	// Exec: this is a process exec'd into a running container. It joined
+	// the container's namespaces and cgroup; it only sets up itself
+	// (Spec.Process) and execs, without waiting for start.
+	Exec bool `json:"exec,omitempty"`
 }
 
 // maxMessage bounds a message so a confused peer cannot make us allocate

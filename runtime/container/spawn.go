@@ -1,0 +1,202 @@
+package container
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/skiff-containers/skiff/errdefs"
+	"github.com/skiff-containers/skiff/runtime/initproc"
+	"github.com/skiff-containers/skiff/runtime/nsenter"
+)
+
+// spawnReq describes a process to start as `skiff-runtime init`: a
+// container's init, or a process exec'd into a running container.
+type spawnReq struct {
+	id   string
+	what string // "init process" or "exec process", for errors
+	dir  string // working directory before namespaces are entered
+	// nsReq is the request for runtime/nsenter: joins, unshare, timens.
+	nsReq string
+	// linux gives the id mappings written when nsenter makes a user ns.
+	linux       *specs.Linux
+	preserveFDs int
+	// files are passed after the sync socket; each named by the
+	// environment variable that tells the init its fd number.
+	files                 map[string]*os.File
+	stdin, stdout, stderr *os.File
+}
+
+// spawned is a started init, stopped between the namespace stage and the Go
+// stage: its pid is known, it waits for its Config.
+type spawned struct {
+	id, what string
+	pid      int
+	start    uint64
+	// proc is set when the process is our direct child (nsenter did not
+	// fork): only we can reap it.
+	proc *os.Process
+	sock *os.File
+}
+
+func (r *Runtime) exe() string {
+	if r.Exe != "" {
+		return r.Exe
+	}
+	return "/proc/self/exe"
+}
+
+// spawn starts the process and takes it through runtime/nsenter. On error
+// nothing it started is left running.
+func (r *Runtime) spawn(req spawnReq) (_ *spawned, retErr error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("create sync socket: %w", err)
+	}
+	parentSock := os.NewFile(uintptr(fds[0]), "sync-parent")
+	childSock := os.NewFile(uintptr(fds[1]), "sync-child")
+	defer childSock.Close()
+	defer func() {
+		if retErr != nil {
+			parentSock.Close()
+		}
+	}()
+
+	cmd := exec.Command(r.exe(), "init")
+	cmd.Args[0] = "skiff-runtime"
+	cmd.Dir = req.dir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = orStd(req.stdin, os.Stdin), orStd(req.stdout, os.Stdout), orStd(req.stderr, os.Stderr)
+	for i := 0; i < req.preserveFDs; i++ {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-"+strconv.Itoa(3+i)))
+	}
+	syncFD := 3 + len(cmd.ExtraFiles)
+	cmd.ExtraFiles = append(cmd.ExtraFiles, childSock)
+	cmd.Env = []string{
+		nsenter.EnvFD + "=" + strconv.Itoa(syncFD),
+		initproc.EnvInitFD + "=" + strconv.Itoa(syncFD),
+	}
+	names := make([]string, 0, len(req.files))
+	for name := range req.files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		cmd.Env = append(cmd.Env, name+"="+strconv.Itoa(3+len(cmd.ExtraFiles)))
+		cmd.ExtraFiles = append(cmd.ExtraFiles, req.files[name])
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s of container %q: %w", req.what, req.id, err)
+	}
+	childSock.Close()
+	sp := &spawned{id: req.id, what: req.what, pid: cmd.Process.Pid, proc: cmd.Process, sock: parentSock}
+	defer func() {
+		if retErr != nil {
+			sp.kill()
+		}
+	}()
+	if err := writeRequest(parentSock, req.nsReq); err != nil {
+		return nil, fmt.Errorf("send namespace request to %s of container %q: %w", req.what, req.id, err)
+	}
+	pid, err := nsenterStage(parentSock, req.linux, req.id, req.what)
+	if err != nil {
+		return nil, err
+	}
+	if pid != cmd.Process.Pid {
+		// nsenter forked into a pid or time namespace: reap the
+		// intermediate process, which exits at once.
+		if _, err := cmd.Process.Wait(); err != nil {
+			return nil, fmt.Errorf("wait for intermediate %s of container %q: %w", req.what, req.id, err)
+		}
+		sp.pid, sp.proc = pid, nil
+	}
+	sp.start, _, err = procStartTime(pid)
+	if err != nil {
+		return nil, fmt.Errorf("%s of container %q (pid %d) died while entering its namespaces: %w", req.what, req.id, pid, err)
+	}
+	return sp, nil
+}
+
+// configure sends the init its Config and waits until it is ready (or
+// failed).
+func (sp *spawned) configure(cfg *initproc.Config) error {
+	if err := initproc.WriteConfig(sp.sock, cfg); err != nil {
+		return fmt.Errorf("send config to %s of container %q: %w", sp.what, sp.id, err)
+	}
+	kind, payload, err := initproc.ReadMessage(sp.sock)
+	if err != nil {
+		return fmt.Errorf("%s of container %q exited during setup (its stderr may say why): %w", sp.what, sp.id, err)
+	}
+	switch kind {
+	case initproc.MsgReady:
+		return nil
+	case initproc.MsgError:
+		return fmt.Errorf("container %q: %s: %w", sp.id, payload, classifyInitError(string(payload)))
+	}
+	return fmt.Errorf("%s of container %q sent unexpected message %q", sp.what, sp.id, kind)
+}
+
+// kill kills the process and waits until it is gone.
+func (sp *spawned) kill() {
+	_ = unix.Kill(sp.pid, unix.SIGKILL)
+	if sp.proc != nil {
+		_, _ = sp.proc.Wait()
+		return
+	}
+	waitGone(sp.pid, sp.start, 10*time.Second)
+}
+
+func writeRequest(w io.Writer, req string) error {
+	b := make([]byte, 4, 4+len(req))
+	binary.LittleEndian.PutUint32(b, uint32(len(req)))
+	_, err := w.Write(append(b, req...))
+	return err
+}
+
+// nsenterStage answers the C stage of the init (runtime/nsenter) until it
+// reports the process's pid.
+func nsenterStage(sock *os.File, l *specs.Linux, id, what string) (int, error) {
+	for {
+		var rec [5]byte
+		if _, err := io.ReadFull(sock, rec[:]); err != nil {
+			return 0, fmt.Errorf("%s of container %q exited while entering its namespaces: %w", what, id, err)
+		}
+		val := int(int32(binary.LittleEndian.Uint32(rec[1:])))
+		switch rec[0] {
+		case 'P':
+			return val, nil
+		case 'U':
+			if err := writeIDMaps(val, l); err != nil {
+				return 0, fmt.Errorf("container %q: %w", id, err)
+			}
+			if _, err := sock.Write([]byte{'u'}); err != nil {
+				return 0, err
+			}
+		case 'E':
+			var n [4]byte
+			if _, err := io.ReadFull(sock, n[:]); err != nil {
+				return 0, fmt.Errorf("%s of container %q failed (errno %d)", what, id, val)
+			}
+			msg := make([]byte, min(binary.LittleEndian.Uint32(n[:]), 4096))
+			_, _ = io.ReadFull(sock, msg)
+			errno := unix.Errno(val)
+			class := errdefs.ErrFailedPrecondition
+			switch errno {
+			case unix.ENOENT:
+				class = errdefs.ErrNotFound
+			case unix.EINVAL:
+				class = errdefs.ErrInvalidArgument
+			}
+			return 0, fmt.Errorf("container %q: %s: %w", id, msg, class)
+		default:
+			return 0, fmt.Errorf("%s of container %q sent unexpected record %q", what, id, rec[0])
+		}
+	}
+}
