@@ -16,6 +16,7 @@ import (
 	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/runtime/initproc"
 	"github.com/skiff-containers/skiff/runtime/nsenter"
+	"github.com/skiff-containers/skiff/runtime/selfexe"
 )
 
 // spawnReq describes a process to start as `skiff-runtime init`: a
@@ -47,11 +48,24 @@ type spawned struct {
 	sock *os.File
 }
 
-func (r *Runtime) exe() string {
+// exe returns the path to exec as `skiff-runtime init` and a cleanup. By
+// default it is the running binary through a detached read-only mount
+// (runtime/selfexe, CVE-2019-5736), as an fd numbered at least minFD so the
+// dup2s of the child's fds cannot overwrite it before execve.
+func (r *Runtime) exe(minFD int) (string, func(), error) {
 	if r.Exe != "" {
-		return r.Exe
+		return r.Exe, func() {}, nil
 	}
-	return "/proc/self/exe"
+	f, err := selfexe.Open(r.Root)
+	if err != nil {
+		return "", nil, err
+	}
+	defer f.Close()
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, minFD)
+	if err != nil {
+		return "", nil, fmt.Errorf("protect the runtime binary: %w", err)
+	}
+	return "/proc/self/fd/" + strconv.Itoa(fd), func() { unix.Close(fd) }, nil
 }
 
 // spawn starts the process and takes it through runtime/nsenter. On error
@@ -70,8 +84,7 @@ func (r *Runtime) spawn(req spawnReq) (_ *spawned, retErr error) {
 		}
 	}()
 
-	cmd := exec.Command(r.exe(), "init")
-	cmd.Args[0] = "skiff-runtime"
+	cmd := &exec.Cmd{Args: []string{"skiff-runtime", "init"}}
 	cmd.Dir = req.dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = orStd(req.stdin, os.Stdin), orStd(req.stdout, os.Stdout), orStd(req.stderr, os.Stderr)
 	for i := 0; i < req.preserveFDs; i++ {
@@ -92,7 +105,14 @@ func (r *Runtime) spawn(req spawnReq) (_ *spawned, retErr error) {
 		cmd.Env = append(cmd.Env, name+"="+strconv.Itoa(3+len(cmd.ExtraFiles)))
 		cmd.ExtraFiles = append(cmd.ExtraFiles, req.files[name])
 	}
-	if err := cmd.Start(); err != nil {
+	exe, closeExe, err := r.exe(3 + len(cmd.ExtraFiles) + 16)
+	if err != nil {
+		return nil, fmt.Errorf("start %s of container %q: %w", req.what, req.id, err)
+	}
+	cmd.Path = exe
+	err = cmd.Start()
+	closeExe()
+	if err != nil {
 		return nil, fmt.Errorf("start %s of container %q: %w", req.what, req.id, err)
 	}
 	childSock.Close()
