@@ -84,6 +84,8 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(
 		specCmd(), createCmd(g), startCmd(g), runCmd(g), stateCmd(g),
 		killCmd(g), deleteCmd(g), listCmd(g), execCmd(g),
+		pauseCmd(g), resumeCmd(g), psCmd(g), updateCmd(g), eventsCmd(g), featuresCmd(),
+		criuCmd("checkpoint"), criuCmd("restore"),
 	)
 	return root
 }

@@ -269,7 +269,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 	if cfg.HostMountNS, err = os.Readlink("/proc/self/ns/mnt"); err != nil {
 		return nil, fmt.Errorf("read the runtime's mount namespace: %w", err)
 	}
-	if err := sp.configure(cfg); err != nil {
+	if err := sp.configure(cfg, r.logger()); err != nil {
 		return nil, err
 	}
 	log.Debug("init ready", "took", time.Since(started))

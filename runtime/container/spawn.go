@@ -1,9 +1,11 @@
 package container
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"sort"
@@ -146,11 +148,16 @@ func (r *Runtime) spawn(req spawnReq) (_ *spawned, retErr error) {
 
 // configure sends the init its Config and waits until it is ready (or
 // failed).
-func (sp *spawned) configure(cfg *initproc.Config) error {
+func (sp *spawned) configure(cfg *initproc.Config, log *slog.Logger) error {
+	cfg.Debug = log.Enabled(context.Background(), slog.LevelDebug)
 	if err := initproc.WriteConfig(sp.sock, cfg); err != nil {
 		return fmt.Errorf("send config to %s of container %q: %w", sp.what, sp.id, err)
 	}
 	kind, payload, err := initproc.ReadMessage(sp.sock)
+	for err == nil && kind == initproc.MsgLog {
+		log.Debug(string(payload), "id", sp.id)
+		kind, payload, err = initproc.ReadMessage(sp.sock)
+	}
 	if err != nil {
 		return fmt.Errorf("%s of container %q exited during setup (its stderr may say why): %w", sp.what, sp.id, err)
 	}

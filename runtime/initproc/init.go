@@ -12,12 +12,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -60,7 +62,11 @@ func Main() int {
 		_ = WriteMessage(sync, MsgError, []byte(EnvFifoFD+" is not set"))
 		return 1
 	}
-	exe, err := setup(&cfg)
+	var tr tracer
+	if cfg.Debug {
+		tr = tracer{w: sync, last: time.Now()}
+	}
+	exe, err := setup(&cfg, &tr)
 	if err != nil {
 		_ = WriteMessage(sync, MsgError, []byte(err.Error()))
 		return 1
@@ -95,18 +101,35 @@ func envFD(name string) (int, error) {
 // setup does everything that can fail before the container counts as
 // created (or, for exec, before the process counts as started), and returns
 // the resolved path of the program to exec.
-func setup(cfg *Config) (string, error) {
+func setup(cfg *Config, tr *tracer) (string, error) {
 	if !cfg.Exec {
-		if err := setupContainer(cfg); err != nil {
+		if err := setupContainer(cfg, tr); err != nil {
 			return "", err
 		}
 	}
-	return setupProcess(cfg)
+	exe, err := setupProcess(cfg)
+	tr.step("process set up")
+	return exe, err
+}
+
+// tracer reports the time of each step to the parent when debugging.
+type tracer struct {
+	w    io.Writer
+	last time.Time
+}
+
+func (t *tracer) step(what string) {
+	if t.w == nil {
+		return
+	}
+	now := time.Now()
+	_ = WriteMessage(t.w, MsgLog, []byte(fmt.Sprintf("init: %s in %v", what, now.Sub(t.last))))
+	t.last = now
 }
 
 // setupContainer builds the container around the init: cgroup namespace,
 // root filesystem, sysctls, hostname.
-func setupContainer(cfg *Config) error {
+func setupContainer(cfg *Config, tr *tracer) error {
 	s := cfg.Spec
 	if cfg.NewCgroupNS {
 		// After the parent moved us into the container's cgroup, so that
@@ -128,6 +151,7 @@ func setupContainer(cfg *Config) error {
 		if err := rootfs.Prepare(rc); err != nil {
 			return err
 		}
+		tr.step("rootfs prepared")
 	}
 	// Sysctls act on the namespaces of the writing task, whichever /proc
 	// they are written through; write them while /proc/sys is writable.
@@ -143,6 +167,7 @@ func setupContainer(cfg *Config) error {
 		if err := rootfs.Finalize(rc); err != nil {
 			return err
 		}
+		tr.step("rootfs finalized")
 	}
 	if cfg.NewUTSNS {
 		if s.Hostname != "" {

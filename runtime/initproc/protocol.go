@@ -22,6 +22,7 @@ const (
 	MsgConfig byte = 'C' // parent → init: the JSON Config
 	MsgReady  byte = 'R' // init → parent: set up, waiting for start
 	MsgError  byte = 'E' // init → parent: setup failed; payload is the message
+	MsgLog    byte = 'L' // init → parent: a debug line for the runtime's log
 )
 
 // Config is what the parent tells the init process, as JSON.
@@ -46,6 +47,8 @@ type Config struct {
 	// the container's namespaces and cgroup; it only sets up itself
 	// (Spec.Process) and execs, without waiting for start.
 	Exec bool `json:"exec,omitempty"`
+	// Debug: report the time taken by each setup step as MsgLog.
+	Debug bool `json:"debug,omitempty"`
 }
 
 // maxMessage bounds a message so a confused peer cannot make us allocate
