@@ -104,16 +104,22 @@ func (g *globals) setup() error {
 	if g.debug {
 		level = slog.LevelDebug
 	}
-	var w io.Writer = io.Discard
+	// Without --log, warnings (a failed poststart hook, ...) go to stderr.
+	var w io.Writer = os.Stderr
+	if !g.debug {
+		level = slog.LevelWarn
+	}
 	if g.logFile != "" {
+		level = slog.LevelInfo
+		if g.debug {
+			level = slog.LevelDebug
+		}
 		f, err := os.OpenFile(g.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o644)
 		if err != nil {
 			return fmt.Errorf("open --log %s: %w", g.logFile, err)
 		}
 		w = f
 		g.closeLog = func() { f.Close() }
-	} else if g.debug {
-		w = os.Stderr
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if g.debug {

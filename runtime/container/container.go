@@ -25,6 +25,7 @@ import (
 
 	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/runtime/cgroups"
+	"github.com/skiff-containers/skiff/runtime/hooks"
 	"github.com/skiff-containers/skiff/runtime/initproc"
 	"github.com/skiff-containers/skiff/runtime/seccomp"
 	"github.com/skiff-containers/skiff/runtime/spec"
@@ -88,10 +89,6 @@ func checkSupported(s *specs.Spec, opts *CreateOpts) error {
 	}
 	if opts.ConsoleSocket != "" {
 		return fmt.Errorf("--console-socket is only used with process.terminal, which this skiff-runtime does not support yet: %w", errdefs.ErrNotImplemented)
-	}
-	if s.Hooks != nil && (len(s.Hooks.Prestart)+len(s.Hooks.CreateRuntime)+len(s.Hooks.CreateContainer)+
-		len(s.Hooks.StartContainer)+len(s.Hooks.Poststart)+len(s.Hooks.Poststop)) > 0 {
-		return fmt.Errorf("hooks: OCI hooks are not supported by this skiff-runtime yet; remove them from config.json: %w", errdefs.ErrNotImplemented)
 	}
 	if s.Linux != nil && s.Linux.Seccomp != nil {
 		if s.Linux.Seccomp.ListenerPath != "" {
@@ -269,7 +266,14 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 	if cfg.HostMountNS, err = os.Readlink("/proc/self/ns/mnt"); err != nil {
 		return nil, fmt.Errorf("read the runtime's mount namespace: %w", err)
 	}
-	if err := sp.configure(cfg, r.logger()); err != nil {
+	onHooks := func() error {
+		st := &specs.State{Version: specs.Version, ID: id, Pid: pid, Bundle: bundle, Annotations: s.Annotations}
+		if err := hooks.Run(ctx, hooks.Prestart, s.Hooks.Prestart, st); err != nil {
+			return err
+		}
+		return hooks.Run(ctx, hooks.CreateRuntime, s.Hooks.CreateRuntime, st)
+	}
+	if err := sp.configure(cfg, log, onHooks); err != nil {
 		return nil, err
 	}
 	log.Debug("init ready", "took", time.Since(started))
@@ -366,7 +370,17 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	if err := os.Remove(fifoPath); err != nil {
 		return fmt.Errorf("start container %q: remove exec fifo: %w", id, err)
 	}
+	if h := rec.Spec.Hooks; h != nil && len(h.Poststart) > 0 {
+		// A failing poststart hook is only a warning (runtime-spec).
+		if err := hooks.RunAll(ctx, hooks.Poststart, h.Poststart, r.hookState(rec, specs.StateRunning)); err != nil {
+			r.logger().Warn("poststart hook failed", "id", id, "err", err)
+		}
+	}
 	return nil
+}
+
+func (r *Runtime) hookState(rec *record, status specs.ContainerState) *specs.State {
+	return &specs.State{Version: specs.Version, ID: rec.ID, Status: status, Pid: rec.Pid, Bundle: rec.Bundle, Annotations: rec.Annotations}
 }
 
 func (r *Runtime) mustLoad(id string) (*record, error) {
@@ -492,7 +506,22 @@ func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
 	return r.destroy(rec, st)
 }
 
+// destroy kills what is left of the container, removes its cgroup and
+// state, and runs its poststop hooks.
 func (r *Runtime) destroy(rec *record, st Status) error {
+	if err := r.teardown(rec, st); err != nil {
+		return err
+	}
+	if h := rec.Spec.Hooks; h != nil && len(h.Poststop) > 0 {
+		// A failing poststop hook is only a warning (runtime-spec).
+		if err := hooks.RunAll(context.Background(), hooks.Poststop, h.Poststop, r.hookState(rec, specs.StateStopped)); err != nil {
+			r.logger().Warn("poststop hook failed", "id", rec.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+func (r *Runtime) teardown(rec *record, st Status) error {
 	if st != Stopped {
 		if st == Paused {
 			if mgr, err := cgroups.Load(rec.CgroupRoot, rec.CgroupPaths); err == nil {

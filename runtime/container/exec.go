@@ -207,7 +207,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOpts) (int, error) 
 		NoNewKeyring: true,
 		Exec:         true,
 	}
-	if err := sp.configure(cfg, r.logger()); err != nil {
+	if err := sp.configure(cfg, r.logger(), nil); err != nil {
 		sp.kill()
 		return 0, err
 	}

@@ -148,14 +148,28 @@ func (r *Runtime) spawn(req spawnReq) (_ *spawned, retErr error) {
 
 // configure sends the init its Config and waits until it is ready (or
 // failed).
-func (sp *spawned) configure(cfg *initproc.Config, log *slog.Logger) error {
+// onHooks, if set, runs when the init asks for the runtime's hooks.
+func (sp *spawned) configure(cfg *initproc.Config, log *slog.Logger, onHooks func() error) error {
 	cfg.Debug = log.Enabled(context.Background(), slog.LevelDebug)
+	cfg.Pid = sp.pid
 	if err := initproc.WriteConfig(sp.sock, cfg); err != nil {
 		return fmt.Errorf("send config to %s of container %q: %w", sp.what, sp.id, err)
 	}
 	kind, payload, err := initproc.ReadMessage(sp.sock)
-	for err == nil && kind == initproc.MsgLog {
-		log.Debug(string(payload), "id", sp.id)
+	for err == nil && (kind == initproc.MsgLog || kind == initproc.MsgHooks) {
+		if kind == initproc.MsgLog {
+			log.Debug(string(payload), "id", sp.id)
+		} else {
+			if onHooks == nil {
+				return fmt.Errorf("%s of container %q asked for hooks that were not expected", sp.what, sp.id)
+			}
+			if err := onHooks(); err != nil {
+				return err
+			}
+			if err := initproc.WriteMessage(sp.sock, initproc.MsgResume, nil); err != nil {
+				return fmt.Errorf("resume %s of container %q after hooks: %w", sp.what, sp.id, err)
+			}
+		}
 		kind, payload, err = initproc.ReadMessage(sp.sock)
 	}
 	if err != nil {

@@ -9,6 +9,7 @@
 package initproc
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-containers/skiff/runtime/caps"
+	"github.com/skiff-containers/skiff/runtime/hooks"
 	"github.com/skiff-containers/skiff/runtime/rootfs"
 	"github.com/skiff-containers/skiff/runtime/seccomp"
 	"github.com/skiff-containers/skiff/runtime/spec"
@@ -62,11 +64,17 @@ func Main() int {
 		_ = WriteMessage(sync, MsgError, []byte(EnvFifoFD+" is not set"))
 		return 1
 	}
+	// Nothing of ours may reach hooks or the user program: the sync
+	// socket and the fifo stay open here but close on exec.
+	if err := closeExtraFDs(3 + cfg.PreserveFDs); err != nil {
+		_ = WriteMessage(sync, MsgError, []byte(err.Error()))
+		return 1
+	}
 	var tr tracer
 	if cfg.Debug {
 		tr = tracer{w: sync, last: time.Now()}
 	}
-	exe, err := setup(&cfg, &tr)
+	exe, err := setup(&cfg, &tr, sync)
 	if err != nil {
 		_ = WriteMessage(sync, MsgError, []byte(err.Error()))
 		return 1
@@ -101,15 +109,56 @@ func envFD(name string) (int, error) {
 // setup does everything that can fail before the container counts as
 // created (or, for exec, before the process counts as started), and returns
 // the resolved path of the program to exec.
-func setup(cfg *Config, tr *tracer) (string, error) {
+func setup(cfg *Config, tr *tracer, sync io.ReadWriter) (string, error) {
 	if !cfg.Exec {
-		if err := setupContainer(cfg, tr); err != nil {
+		if err := setupContainer(cfg, tr, sync); err != nil {
 			return "", err
 		}
 	}
 	exe, err := setupProcess(cfg)
 	tr.step("process set up")
 	return exe, err
+}
+
+// hookState is the state given to hooks run by the init.
+func hookState(cfg *Config) *specs.State {
+	return &specs.State{
+		Version:     specs.Version,
+		ID:          cfg.ID,
+		Pid:         cfg.Pid,
+		Bundle:      cfg.Bundle,
+		Annotations: cfg.Spec.Annotations,
+	}
+}
+
+// runCreateHooks runs, after the mounts and before pivot_root: the
+// prestart and createRuntime hooks in the runtime's namespaces (the parent
+// runs them while we wait), then the createContainer hooks here, in the
+// container's namespaces, from the rootfs.
+func runCreateHooks(cfg *Config, sync io.ReadWriter) error {
+	h := cfg.Spec.Hooks
+	if h == nil {
+		return nil
+	}
+	if len(h.Prestart)+len(h.CreateRuntime) > 0 {
+		if err := WriteMessage(sync, MsgHooks, nil); err != nil {
+			return err
+		}
+		kind, _, err := ReadMessage(sync)
+		if err != nil || kind != MsgResume {
+			return fmt.Errorf("waiting for the runtime's createRuntime hooks: %v", err)
+		}
+	}
+	if len(h.CreateContainer) == 0 {
+		return nil
+	}
+	if err := unix.Chdir(cfg.Rootfs); err != nil {
+		return fmt.Errorf("change to the rootfs for createContainer hooks: %w", err)
+	}
+	if err := hooks.Run(context.Background(), hooks.CreateContainer, h.CreateContainer, hookState(cfg)); err != nil {
+		return err
+	}
+	return unix.Chdir(cfg.Bundle)
 }
 
 // tracer reports the time of each step to the parent when debugging.
@@ -129,7 +178,7 @@ func (t *tracer) step(what string) {
 
 // setupContainer builds the container around the init: cgroup namespace,
 // root filesystem, sysctls, hostname.
-func setupContainer(cfg *Config, tr *tracer) error {
+func setupContainer(cfg *Config, tr *tracer, sync io.ReadWriter) error {
 	s := cfg.Spec
 	if cfg.NewCgroupNS {
 		// After the parent moved us into the container's cgroup, so that
@@ -152,6 +201,9 @@ func setupContainer(cfg *Config, tr *tracer) error {
 			return err
 		}
 		tr.step("rootfs prepared")
+	}
+	if err := runCreateHooks(cfg, sync); err != nil {
+		return err
 	}
 	// Sysctls act on the namespaces of the writing task, whichever /proc
 	// they are written through; write them while /proc/sys is writable.
@@ -333,6 +385,11 @@ func waitAndExec(cfg *Config, fd int, exe string) error {
 			return fmt.Errorf("wait for start on exec fifo: %w", err)
 		}
 		_ = unix.Close(fd)
+	}
+	if h := cfg.Spec.Hooks; h != nil && len(h.StartContainer) > 0 {
+		if err := hooks.Run(context.Background(), hooks.StartContainer, h.StartContainer, hookState(cfg)); err != nil {
+			return err
+		}
 	}
 	s := cfg.Spec
 	if s.Linux != nil && s.Linux.Seccomp != nil && s.Process.NoNewPrivileges {

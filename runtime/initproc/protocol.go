@@ -23,6 +23,8 @@ const (
 	MsgReady  byte = 'R' // init → parent: set up, waiting for start
 	MsgError  byte = 'E' // init → parent: setup failed; payload is the message
 	MsgLog    byte = 'L' // init → parent: a debug line for the runtime's log
+	MsgHooks  byte = 'H' // init → parent: mounts done; run prestart and createRuntime hooks
+	MsgResume byte = 'h' // parent → init: those hooks succeeded, go on
 )
 
 // Config is what the parent tells the init process, as JSON.
@@ -49,6 +51,9 @@ type Config struct {
 	Exec bool `json:"exec,omitempty"`
 	// Debug: report the time taken by each setup step as MsgLog.
 	Debug bool `json:"debug,omitempty"`
+	// Pid is the init's pid in the runtime's pid namespace, for the state
+	// given to hooks run by the init.
+	Pid int `json:"pid,omitempty"`
 }
 
 // maxMessage bounds a message so a confused peer cannot make us allocate
