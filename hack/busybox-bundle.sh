@@ -20,7 +20,8 @@ printf 'root:x:0:\nnobody:x:65534:\n' >"$dir/rootfs/etc/group"
 chmod 1777 "$dir/rootfs/tmp"
 "$runtime" spec --bundle "$dir"
 if (($#)); then
-	args=$(jq -n '$ARGS.positional' --args "$@")
+	args='[]'
+	for a in "$@"; do args=$(jq -c --arg a "$a" '. + [$a]' <<<"$args"); done
 else
 	args='["sh","-c","echo hello from a skiff-runtime container: $(hostname), pid $$; cat /proc/self/status | grep -E \"^(NSpid|CapEff)\""]'
 fi

@@ -56,7 +56,7 @@ func run(args []string) int {
 		return ee.code
 	}
 	fmt.Fprintf(os.Stderr, "skiff-runtime: %v\n", err)
-	if g.logger != nil {
+	if g.logger != nil && g.logFile != "" {
 		g.logger.Error(err.Error())
 	}
 	return 1

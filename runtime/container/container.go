@@ -25,6 +25,7 @@ import (
 
 	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/runtime/cgroups"
+	"github.com/skiff-containers/skiff/runtime/console"
 	"github.com/skiff-containers/skiff/runtime/hooks"
 	"github.com/skiff-containers/skiff/runtime/initproc"
 	"github.com/skiff-containers/skiff/runtime/seccomp"
@@ -68,6 +69,9 @@ type CreateOpts struct {
 	PreserveFDs   int
 	// Stdio of the container; the caller's when nil.
 	Stdin, Stdout, Stderr *os.File
+	// consoleConn: `run` in the foreground receives the pty master itself
+	// on this socket instead of a --console-socket.
+	consoleConn *os.File
 }
 
 var nsFlags = map[specs.LinuxNamespaceType]int{
@@ -84,11 +88,8 @@ var nsFlags = map[specs.LinuxNamespaceType]int{
 // checkSupported refuses what a valid spec may ask but this runtime can't
 // do yet, instead of ignoring it.
 func checkSupported(s *specs.Spec, opts *CreateOpts) error {
-	if s.Process.Terminal {
-		return fmt.Errorf("process.terminal: terminals are not supported by this skiff-runtime yet; set process.terminal to false: %w", errdefs.ErrNotImplemented)
-	}
-	if opts.ConsoleSocket != "" {
-		return fmt.Errorf("--console-socket is only used with process.terminal, which this skiff-runtime does not support yet: %w", errdefs.ErrNotImplemented)
+	if err := console.CheckSocket(s.Process.Terminal, opts.consoleConn == nil, opts.ConsoleSocket); err != nil {
+		return err
 	}
 	if s.Linux != nil && s.Linux.Seccomp != nil {
 		if s.Linux.Seccomp.ListenerPath != "" {
@@ -221,11 +222,22 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		fmt.Fprintf(&req, "timens %s %d %d\n", clock, off.Secs, off.Nanosecs)
 	}
 
+	files := map[string]*os.File{initproc.EnvFifoFD: fifo}
+	if s.Process.Terminal {
+		cs := opts.consoleConn
+		if cs == nil {
+			if cs, err = console.Connect(opts.ConsoleSocket); err != nil {
+				return nil, err
+			}
+			defer cs.Close()
+		}
+		files[initproc.EnvConsoleFD] = cs
+	}
 	started := time.Now()
 	sp, err = r.spawn(spawnReq{
 		id: id, what: "init process", dir: bundle, nsReq: req.String(), linux: s.Linux,
 		preserveFDs: opts.PreserveFDs,
-		files:       map[string]*os.File{initproc.EnvFifoFD: fifo},
+		files:       files,
 		stdin:       opts.Stdin, stdout: opts.Stdout, stderr: opts.Stderr,
 	})
 	if err != nil {
@@ -586,8 +598,18 @@ func (r *Runtime) Run(ctx context.Context, id string, opts CreateOpts, detach bo
 	signal.Notify(sigs)
 	defer signal.Stop(sigs)
 
-	c, err := r.create(ctx, id, opts)
+	relay, err := newRelay(&opts.consoleConn)
 	if err != nil {
+		return 0, err
+	}
+	defer relay.close()
+	c, err := r.create(ctx, id, opts)
+	opts.consoleConn.Close() // the init has its copy, or failed
+	if err != nil {
+		return 0, err
+	}
+	if err := relay.start(ctx, c.rec.Spec.Process.Terminal, opts.Stdin, opts.Stdout); err != nil {
+		_ = r.Delete(ctx, id, true)
 		return 0, err
 	}
 	if err := r.Start(ctx, id); err != nil {
@@ -595,7 +617,8 @@ func (r *Runtime) Run(ctx context.Context, id string, opts CreateOpts, detach bo
 		return 0, err
 	}
 	r.logger().Debug("started", "id", id)
-	code, err := waitForward(c.rec.Pid, sigs)
+	code, err := waitForward(c.rec.Pid, sigs, relay.active())
+	relay.wait()
 	if err != nil {
 		return 0, fmt.Errorf("container %q: %w", id, err)
 	}

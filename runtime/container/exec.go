@@ -16,6 +16,7 @@ import (
 	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/runtime/caps"
 	"github.com/skiff-containers/skiff/runtime/cgroups"
+	"github.com/skiff-containers/skiff/runtime/console"
 	"github.com/skiff-containers/skiff/runtime/initproc"
 )
 
@@ -147,8 +148,25 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOpts) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	if p.Terminal || o.ConsoleSocket != "" {
-		return 0, fmt.Errorf("exec --tty: terminals are not supported by this skiff-runtime yet: %w", errdefs.ErrNotImplemented)
+	if err := console.CheckSocket(p.Terminal, o.Detach, o.ConsoleSocket); err != nil {
+		return 0, err
+	}
+	var relay *relay
+	files := map[string]*os.File{}
+	if p.Terminal {
+		var conn *os.File
+		if o.ConsoleSocket != "" {
+			if conn, err = console.Connect(o.ConsoleSocket); err != nil {
+				return 0, err
+			}
+			defer conn.Close()
+		} else {
+			if relay, err = newRelay(&conn); err != nil {
+				return 0, err
+			}
+			defer relay.close()
+		}
+		files[initproc.EnvConsoleFD] = conn
 	}
 	s := *rec.Spec
 	s.Process = p
@@ -182,6 +200,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOpts) (int, error) 
 	sp, err := r.spawn(spawnReq{
 		id: id, what: "exec process", dir: "/", nsReq: req.String(), linux: &linux,
 		preserveFDs: o.PreserveFDs,
+		files:       files,
 		stdin:       o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 	})
 	if err != nil {
@@ -207,7 +226,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOpts) (int, error) 
 		NoNewKeyring: true,
 		Exec:         true,
 	}
-	if err := sp.configure(cfg, r.logger(), nil); err != nil {
+	err = sp.configure(cfg, r.logger(), nil)
+	if c := files[initproc.EnvConsoleFD]; c != nil {
+		c.Close() // the process has its copy, or failed
+	}
+	if err != nil {
 		sp.kill()
 		return 0, err
 	}
@@ -224,13 +247,20 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOpts) (int, error) 
 	if o.Detach {
 		return 0, nil
 	}
-	return waitForward(sp.pid, sigs)
+	if err := relay.start(ctx, p.Terminal, o.Stdin, o.Stdout); err != nil {
+		sp.kill()
+		return 0, err
+	}
+	code, err := waitForward(sp.pid, sigs, relay.active())
+	relay.wait()
+	return code, err
 }
 
 // waitForward forwards signals to pid until it exits, and returns its exit
 // code as a shell would (128+N if killed by signal N). pid must be our child
-// or reparented to us as subreaper.
-func waitForward(pid int, sigs chan os.Signal) (int, error) {
+// or reparented to us as subreaper. With a terminal, SIGWINCH is the
+// relay's, not the process's.
+func waitForward(pid int, sigs chan os.Signal, tty bool) (int, error) {
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -238,7 +268,7 @@ func waitForward(pid int, sigs chan os.Signal) (int, error) {
 			select {
 			case s := <-sigs:
 				sig, ok := s.(unix.Signal)
-				if !ok || sig == unix.SIGCHLD || sig == unix.SIGURG {
+				if !ok || sig == unix.SIGCHLD || sig == unix.SIGURG || (tty && sig == unix.SIGWINCH) {
 					continue
 				}
 				_ = unix.Kill(pid, sig)

@@ -92,7 +92,7 @@ func (r *Runtime) Update(ctx context.Context, id string, res *specs.LinuxResourc
 		return err
 	}
 	// Validate the values before writing any of them.
-	if _, err := cgroups.New(cgroups.Config{Root: rec.CgroupRoot, Path: "/" + id, ID: id, Resources: res}); err != nil {
+	if _, err := cgroups.New(cgroups.Config{Root: rec.CgroupRoot, Path: "", ID: id, Resources: res}); err != nil {
 		return err
 	}
 	if err := mgr.Set(res); err != nil {

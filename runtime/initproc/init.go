@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-containers/skiff/runtime/caps"
+	"github.com/skiff-containers/skiff/runtime/console"
 	"github.com/skiff-containers/skiff/runtime/hooks"
 	"github.com/skiff-containers/skiff/runtime/rootfs"
 	"github.com/skiff-containers/skiff/runtime/seccomp"
@@ -49,6 +50,15 @@ func Main() int {
 			_ = WriteMessage(sync, MsgError, []byte(err.Error()))
 			return 1
 		}
+	}
+	var consoleSock *os.File
+	if os.Getenv(EnvConsoleFD) != "" {
+		cfd, err := envFD(EnvConsoleFD)
+		if err != nil {
+			_ = WriteMessage(sync, MsgError, []byte(err.Error()))
+			return 1
+		}
+		consoleSock = os.NewFile(uintptr(cfd), "console-socket")
 	}
 	kind, payload, err := ReadMessage(sync)
 	if err != nil || kind != MsgConfig {
@@ -74,7 +84,7 @@ func Main() int {
 	if cfg.Debug {
 		tr = tracer{w: sync, last: time.Now()}
 	}
-	exe, err := setup(&cfg, &tr, sync)
+	exe, err := setup(&cfg, &tr, sync, consoleSock)
 	if err != nil {
 		_ = WriteMessage(sync, MsgError, []byte(err.Error()))
 		return 1
@@ -109,9 +119,17 @@ func envFD(name string) (int, error) {
 // setup does everything that can fail before the container counts as
 // created (or, for exec, before the process counts as started), and returns
 // the resolved path of the program to exec.
-func setup(cfg *Config, tr *tracer, sync io.ReadWriter) (string, error) {
+func setup(cfg *Config, tr *tracer, sync io.ReadWriter, consoleSock *os.File) (string, error) {
+	if cfg.Spec.Process.Terminal && consoleSock == nil {
+		return "", errors.New("process.terminal is set but the runtime passed no console socket")
+	}
 	if !cfg.Exec {
-		if err := setupContainer(cfg, tr, sync); err != nil {
+		if err := setupContainer(cfg, tr, sync, consoleSock); err != nil {
+			return "", err
+		}
+	} else if cfg.Spec.Process.Terminal {
+		p := cfg.Spec.Process
+		if err := console.Setup(consoleSock, console.Config{Root: "/", Size: p.ConsoleSize, UID: p.User.UID, NoConsoleMount: true}); err != nil {
 			return "", err
 		}
 	}
@@ -178,7 +196,7 @@ func (t *tracer) step(what string) {
 
 // setupContainer builds the container around the init: cgroup namespace,
 // root filesystem, sysctls, hostname.
-func setupContainer(cfg *Config, tr *tracer, sync io.ReadWriter) error {
+func setupContainer(cfg *Config, tr *tracer, sync io.ReadWriter, consoleSock *os.File) error {
 	s := cfg.Spec
 	if cfg.NewCgroupNS {
 		// After the parent moved us into the container's cgroup, so that
@@ -213,6 +231,14 @@ func setupContainer(cfg *Config, tr *tracer, sync io.ReadWriter) error {
 			if err := os.WriteFile(path, []byte(v), 0); err != nil {
 				return fmt.Errorf("set linux.sysctl %s=%q: %w", k, v, err)
 			}
+		}
+	}
+	if s.Process.Terminal {
+		// After the mounts, before /dev may turn read-only; needs the
+		// capabilities the user switch drops.
+		p := s.Process
+		if err := console.Setup(consoleSock, console.Config{Root: cfg.Rootfs, Size: p.ConsoleSize, UID: p.User.UID}); err != nil {
+			return err
 		}
 	}
 	if cfg.NewMountNS {

@@ -12,8 +12,9 @@ import (
 // Environment variables the parent sets for the init process. Each holds a
 // file descriptor number.
 const (
-	EnvInitFD = "_SKIFF_INIT_FD" // the sync socket (also read by runtime/nsenter)
-	EnvFifoFD = "_SKIFF_FIFO_FD" // the exec fifo, opened read-write
+	EnvInitFD    = "_SKIFF_INIT_FD"    // the sync socket (also read by runtime/nsenter)
+	EnvFifoFD    = "_SKIFF_FIFO_FD"    // the exec fifo, opened read-write
+	EnvConsoleFD = "_SKIFF_CONSOLE_FD" // the console socket, with process.terminal
 )
 
 // Message kinds of the Go stage of the protocol between the parent and the
