@@ -6,6 +6,7 @@ package main
 import (
 	"os"
 	"runtime"
+	"runtime/debug"
 
 	"github.com/skiff-containers/skiff/runtime/initproc"
 	_ "github.com/skiff-containers/skiff/runtime/nsenter" // joins namespaces before the Go runtime starts
@@ -15,6 +16,10 @@ func init() {
 	// The container's init must keep per-thread state (capabilities,
 	// seccomp, the cgroup namespace) on the thread that execs.
 	runtime.LockOSThread()
+	// Every command but a foreground run/exec and events is over in
+	// milliseconds and allocates little: collecting garbage only costs
+	// time. The long-running ones turn the collector back on.
+	debug.SetGCPercent(-1)
 }
 
 func main() {

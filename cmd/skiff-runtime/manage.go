@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -289,6 +290,7 @@ func eventsCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			rt := g.runtime()
+			debug.SetGCPercent(100) // events may stream for a long time
 			if interval <= 0 {
 				return fmt.Errorf("events --interval %v: must be positive: %w", interval, errdefs.ErrInvalidArgument)
 			}

@@ -222,6 +222,31 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		fmt.Fprintf(&req, "timens %s %d %d\n", clock, off.Secs, off.Nanosecs)
 	}
 
+	// The cgroup is made and configured while the init starts; the init
+	// is moved into it once its pid is known.
+	res := effectiveResources(s.Linux)
+	type cgResult struct {
+		mgr cgroups.Manager
+		err error
+	}
+	cgDone := make(chan cgResult, 1)
+	go func() {
+		m, err := cgroups.New(cgroups.Config{Root: r.cgroupRoot(), Path: s.Linux.CgroupsPath, ID: id, Resources: res})
+		if err == nil {
+			if err = m.Apply(-1); err == nil {
+				err = m.Set(res)
+			}
+		}
+		cgDone <- cgResult{m, err}
+	}()
+	defer func() {
+		// On every path, take over what the goroutine made, so that the
+		// cleanup above (which runs after this) kills the init and then
+		// removes the cgroup.
+		if cgDone != nil {
+			mgr = (<-cgDone).mgr
+		}
+	}()
 	files := map[string]*os.File{initproc.EnvFifoFD: fifo}
 	if s.Process.Terminal {
 		cs := opts.consoleConn
@@ -247,15 +272,13 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 	pid := sp.pid
 	log.Debug("namespaces entered", "pid", pid, "took", time.Since(started))
 
-	res := effectiveResources(s.Linux)
-	mgr, err = cgroups.New(cgroups.Config{Root: r.cgroupRoot(), Path: s.Linux.CgroupsPath, ID: id, Resources: res})
-	if err != nil {
-		return nil, err
+	cg := <-cgDone
+	cgDone = nil
+	mgr = cg.mgr
+	if cg.err != nil {
+		return nil, cg.err
 	}
 	if err := mgr.Apply(pid); err != nil {
-		return nil, err
-	}
-	if err := mgr.Set(res); err != nil {
 		return nil, err
 	}
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -261,6 +262,8 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOpts) (int, error) 
 // or reparented to us as subreaper. With a terminal, SIGWINCH is the
 // relay's, not the process's.
 func waitForward(pid int, sigs chan os.Signal, tty bool) (int, error) {
+	// The wait may be long: collect garbage as usual meanwhile.
+	debug.SetGCPercent(100)
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
