@@ -28,6 +28,7 @@ import (
 	"github.com/skiff-containers/skiff/runtime/console"
 	"github.com/skiff-containers/skiff/runtime/hooks"
 	"github.com/skiff-containers/skiff/runtime/initproc"
+	"github.com/skiff-containers/skiff/runtime/procattr"
 	"github.com/skiff-containers/skiff/runtime/seccomp"
 	"github.com/skiff-containers/skiff/runtime/spec"
 )
@@ -87,7 +88,16 @@ var nsFlags = map[specs.LinuxNamespaceType]int{
 
 // checkSupported refuses what a valid spec may ask but this runtime can't
 // do yet, instead of ignoring it.
-func checkSupported(s *specs.Spec, opts *CreateOpts) error {
+func checkSupported(s *specs.Spec, opts *CreateOpts, log *slog.Logger) error {
+	if _, err := procattr.Parse(s); err != nil {
+		return err
+	}
+	if s.Process.ApparmorProfile != "" && !apparmorEnabled() {
+		log.Warn("process.apparmorProfile is ignored: AppArmor is not enabled on this host", "profile", s.Process.ApparmorProfile)
+	}
+	if s.Process.SelinuxLabel != "" || (s.Linux != nil && s.Linux.MountLabel != "") {
+		log.Warn("process.selinuxLabel and linux.mountLabel are ignored: SELinux is not supported by this skiff-runtime")
+	}
 	if err := console.CheckSocket(s.Process.Terminal, opts.consoleConn == nil, opts.ConsoleSocket); err != nil {
 		return err
 	}
@@ -100,6 +110,12 @@ func checkSupported(s *specs.Spec, opts *CreateOpts) error {
 		}
 	}
 	return nil
+}
+
+// apparmorEnabled reports whether the kernel has AppArmor on.
+func apparmorEnabled() bool {
+	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return err == nil && strings.HasPrefix(string(b), "Y")
 }
 
 // Create makes container id from the bundle: its init process waits inside
@@ -134,7 +150,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 	if err := spec.Validate(s, bundle); err != nil {
 		return nil, err
 	}
-	if err := checkSupported(s, &opts); err != nil {
+	if err := checkSupported(s, &opts, log); err != nil {
 		return nil, err
 	}
 	if s.Linux == nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/skiff-containers/skiff/runtime/caps"
 	"github.com/skiff-containers/skiff/runtime/console"
 	"github.com/skiff-containers/skiff/runtime/hooks"
+	"github.com/skiff-containers/skiff/runtime/procattr"
 	"github.com/skiff-containers/skiff/runtime/rootfs"
 	"github.com/skiff-containers/skiff/runtime/seccomp"
 	"github.com/skiff-containers/skiff/runtime/spec"
@@ -311,6 +312,13 @@ func setupProcess(cfg *Config) (string, error) {
 		return "", fmt.Errorf("exec: %q: %w", p.Args[0], unwrapExecErr(err))
 	}
 
+	attrs, err := procattr.Parse(s)
+	if err != nil {
+		return "", err
+	}
+	if err := attrs.Apply(); err != nil {
+		return "", err
+	}
 	if s.Linux != nil && s.Linux.Seccomp != nil && !p.NoNewPrivileges {
 		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN,
 		// which the user switch may drop: load it now, as runc does.
