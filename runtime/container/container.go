@@ -102,9 +102,6 @@ func checkSupported(s *specs.Spec, opts *CreateOpts, log *slog.Logger) error {
 		return err
 	}
 	if s.Linux != nil && s.Linux.Seccomp != nil {
-		if s.Linux.Seccomp.ListenerPath != "" {
-			return fmt.Errorf("linux.seccomp.listenerPath: seccomp notification is not supported by this skiff-runtime yet: %w", errdefs.ErrNotImplemented)
-		}
 		if err := seccomp.Validate(s.Linux.Seccomp); err != nil {
 			return err
 		}

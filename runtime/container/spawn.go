@@ -18,6 +18,7 @@ import (
 	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/runtime/initproc"
 	"github.com/skiff-containers/skiff/runtime/nsenter"
+	"github.com/skiff-containers/skiff/runtime/seccomp"
 	"github.com/skiff-containers/skiff/runtime/selfexe"
 )
 
@@ -156,10 +157,15 @@ func (sp *spawned) configure(cfg *initproc.Config, log *slog.Logger, onHooks fun
 		return fmt.Errorf("send config to %s of container %q: %w", sp.what, sp.id, err)
 	}
 	kind, payload, err := initproc.ReadMessage(sp.sock)
-	for err == nil && (kind == initproc.MsgLog || kind == initproc.MsgHooks) {
-		if kind == initproc.MsgLog {
+	for err == nil && (kind == initproc.MsgLog || kind == initproc.MsgHooks || kind == initproc.MsgSeccompFd) {
+		switch kind {
+		case initproc.MsgLog:
 			log.Debug(string(payload), "id", sp.id)
-		} else {
+		case initproc.MsgSeccompFd:
+			if err := sp.passSeccompFd(cfg); err != nil {
+				return err
+			}
+		default:
 			if onHooks == nil {
 				return fmt.Errorf("%s of container %q asked for hooks that were not expected", sp.what, sp.id)
 			}
@@ -182,6 +188,28 @@ func (sp *spawned) configure(cfg *initproc.Config, log *slog.Logger, onHooks fun
 		return fmt.Errorf("container %q: %s: %w", sp.id, payload, classifyInitError(string(payload)))
 	}
 	return fmt.Errorf("%s of container %q sent unexpected message %q", sp.what, sp.id, kind)
+}
+
+// passSeccompFd receives the init's seccomp notify fd and hands it to the
+// agent listening on linux.seccomp.listenerPath, with the container state.
+func (sp *spawned) passSeccompFd(cfg *initproc.Config) error {
+	fd, err := initproc.ReceiveFd(sp.sock)
+	if err != nil {
+		return fmt.Errorf("%s of container %q: receive seccomp notify fd: %w", sp.what, sp.id, err)
+	}
+	defer unix.Close(fd)
+	sc := cfg.Spec.Linux.Seccomp
+	state, err := seccomp.NotifyState(sc, sp.pid, specs.State{
+		Version: specs.Version, ID: cfg.ID, Status: specs.StateCreating, Pid: sp.pid,
+		Bundle: cfg.Bundle, Annotations: cfg.Spec.Annotations,
+	})
+	if err != nil {
+		return err
+	}
+	if err := seccomp.SendNotifyFd(sc.ListenerPath, fd, state); err != nil {
+		return fmt.Errorf("container %q: %w", sp.id, err)
+	}
+	return nil
 }
 
 // kill kills the process and waits until it is gone.

@@ -134,7 +134,7 @@ func setup(cfg *Config, tr *tracer, sync io.ReadWriter, consoleSock *os.File) (s
 			return "", err
 		}
 	}
-	exe, err := setupProcess(cfg)
+	exe, err := setupProcess(cfg, sync)
 	tr.step("process set up")
 	return exe, err
 }
@@ -266,7 +266,7 @@ func setupContainer(cfg *Config, tr *tracer, sync io.ReadWriter, consoleSock *os
 // setupProcess sets up the process itself: keyring, OOM score, rlimits,
 // environment, cwd, user, capabilities, no_new_privs and (without
 // no_new_privs) seccomp.
-func setupProcess(cfg *Config) (string, error) {
+func setupProcess(cfg *Config, sync io.ReadWriter) (string, error) {
 	s := cfg.Spec
 	p := s.Process
 	if !cfg.NoNewKeyring {
@@ -322,7 +322,7 @@ func setupProcess(cfg *Config) (string, error) {
 	if s.Linux != nil && s.Linux.Seccomp != nil && !p.NoNewPrivileges {
 		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN,
 		// which the user switch may drop: load it now, as runc does.
-		if err := loadSeccomp(cfg); err != nil {
+		if err := loadSeccomp(cfg, sync); err != nil {
 			return "", err
 		}
 	}
@@ -332,6 +332,13 @@ func setupProcess(cfg *Config) (string, error) {
 	if p.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return "", fmt.Errorf("set process.noNewPrivileges: %w", err)
+		}
+	}
+	if sc := s.Linux; sc != nil && sc.Seccomp != nil && p.NoNewPrivileges && sc.Seccomp.ListenerPath != "" {
+		// The notify fd must reach the runtime, which hands it to the
+		// agent, before the sync socket closes: load the filter now.
+		if err := loadSeccomp(cfg, sync); err != nil {
+			return "", err
 		}
 	}
 	return exe, nil
@@ -426,9 +433,9 @@ func waitAndExec(cfg *Config, fd int, exe string) error {
 		}
 	}
 	s := cfg.Spec
-	if s.Linux != nil && s.Linux.Seccomp != nil && s.Process.NoNewPrivileges {
+	if s.Linux != nil && s.Linux.Seccomp != nil && s.Process.NoNewPrivileges && s.Linux.Seccomp.ListenerPath == "" {
 		// The last step before exec: the filter then covers nothing of ours.
-		if err := loadSeccomp(cfg); err != nil {
+		if err := loadSeccomp(cfg, nil); err != nil {
 			return err
 		}
 	}
@@ -458,16 +465,23 @@ func closeExtraFDs(first int) error {
 	return nil
 }
 
-func loadSeccomp(cfg *Config) error {
+// loadSeccomp loads the filter on this thread. A notify fd goes to the
+// runtime over sync, which must then be the sync socket.
+func loadSeccomp(cfg *Config, sync io.ReadWriter) error {
 	fd, err := seccomp.Load(cfg.Spec.Linux.Seccomp)
 	if err != nil {
 		return fmt.Errorf("load linux.seccomp: %w", err)
 	}
-	if fd >= 0 {
-		// The parent refuses listenerPath before the container is made;
-		// this is a guard against a profile that slipped through.
-		unix.Close(fd)
-		return errors.New("linux.seccomp uses SCMP_ACT_NOTIFY, which skiff-runtime does not support yet")
+	if fd < 0 {
+		return nil
+	}
+	defer unix.Close(fd)
+	sock, ok := sync.(*os.File)
+	if !ok {
+		return errors.New("linux.seccomp: a notify fd was made but there is no socket to the runtime to send it on")
+	}
+	if err := SendFd(sock, fd); err != nil {
+		return fmt.Errorf("send the seccomp notify fd to the runtime: %w", err)
 	}
 	return nil
 }

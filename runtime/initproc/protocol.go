@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Environment variables the parent sets for the init process. Each holds a
@@ -26,6 +28,9 @@ const (
 	MsgLog    byte = 'L' // init → parent: a debug line for the runtime's log
 	MsgHooks  byte = 'H' // init → parent: mounts done; run prestart and createRuntime hooks
 	MsgResume byte = 'h' // parent → init: those hooks succeeded, go on
+	// MsgSeccompFd: init → parent: the seccomp notify fd follows, attached
+	// (SCM_RIGHTS) to one byte sent right after this message.
+	MsgSeccompFd byte = 'S'
 )
 
 // Config is what the parent tells the init process, as JSON.
@@ -94,4 +99,35 @@ func WriteConfig(w io.Writer, c *Config) error {
 		return err
 	}
 	return WriteMessage(w, MsgConfig, b)
+}
+
+// SendFd sends fd attached to one byte, after a MsgSeccompFd message.
+func SendFd(sock *os.File, fd int) error {
+	if err := WriteMessage(sock, MsgSeccompFd, nil); err != nil {
+		return err
+	}
+	return unix.Sendmsg(int(sock.Fd()), []byte{0}, unix.UnixRights(fd), nil, 0)
+}
+
+// ReceiveFd receives the fd sent by SendFd once its MsgSeccompFd message
+// has been read.
+func ReceiveFd(sock *os.File) (int, error) {
+	oob := make([]byte, unix.CmsgSpace(4))
+	var b [1]byte
+	_, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), b[:], oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return -1, fmt.Errorf("expected one fd from the init process: %v", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		for _, f := range fds {
+			unix.Close(f)
+		}
+		return -1, fmt.Errorf("expected one fd from the init process: %v", err)
+	}
+	return fds[0], nil
 }
