@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,8 +60,17 @@ func TestUserNamespace(t *testing.T) {
 	})
 	t.Run("dev", func(t *testing.T) {
 		t.Parallel()
-		probe{args: []string{"ls", "-la", "/dev"}, mutate: mutate, normalize: devListing,
-			check: wantContains("null", "ptmx")}.run(t)
+		// A known difference: runc 1.1 mounts /dev/mqueue while its init
+		// still has the host's (unmapped) gid, so the directory shows the
+		// overflow group "nogroup"; skiff-runtime mounts it as the
+		// container's root, root:root. Only that group is left out of the
+		// comparison.
+		mqueueGroup := regexp.MustCompile(`(?m)^(drwxrwxrwt root) (nogroup|root) mqueue$`)
+		normalize := func(s string) string {
+			return mqueueGroup.ReplaceAllString(devListing(s), "$1 <group> mqueue")
+		}
+		probe{args: []string{"ls", "-la", "/dev"}, mutate: mutate, normalize: normalize,
+			check: wantContains("null", "ptmx", "<group> mqueue")}.run(t)
 	})
 	t.Run("host-ids", func(t *testing.T) {
 		t.Parallel()

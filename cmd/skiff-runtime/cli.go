@@ -35,10 +35,19 @@ type globals struct {
 	closeLog  func()
 }
 
-// exitError carries an exit code out of a command without printing.
-type exitError struct{ code int }
+// exitError carries an exit code out of a command; err, if set, is printed
+// first.
+type exitError struct {
+	code int
+	err  error
+}
 
-func (e *exitError) Error() string { return "exit " + strconv.Itoa(e.code) }
+func (e *exitError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return "exit " + strconv.Itoa(e.code)
+}
 
 func run(args []string) int {
 	g := &globals{}
@@ -52,12 +61,15 @@ func run(args []string) int {
 		return 0
 	}
 	var ee *exitError
-	if errors.As(err, &ee) {
+	if errors.As(err, &ee) && ee.err == nil {
 		return ee.code
 	}
 	fmt.Fprintf(os.Stderr, "skiff-runtime: %v\n", err)
 	if g.logger != nil && g.logFile != "" {
 		g.logger.Error(err.Error())
+	}
+	if ee != nil {
+		return ee.code
 	}
 	return 1
 }
@@ -121,15 +133,25 @@ func (g *globals) setup() error {
 		w = f
 		g.closeLog = func() { f.Close() }
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	if g.debug {
-		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey {
+	// Levels are spelled as runc's (logrus): "error", "warning", ...;
+	// containerd recognises a runtime's failure by "level":"error".
+	debug := g.debug
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		switch a.Key {
+		case slog.LevelKey:
+			l, _ := a.Value.Any().(slog.Level)
+			name := strings.ToLower(l.String())
+			if l == slog.LevelWarn {
+				name = "warning"
+			}
+			return slog.String(slog.LevelKey, name)
+		case slog.TimeKey:
+			if debug {
 				return slog.String("time", a.Value.Time().Format("15:04:05.000000"))
 			}
-			return a
 		}
-	}
+		return a
+	}}
 	if g.logFormat == "json" {
 		g.logger = slog.New(slog.NewJSONHandler(w, opts))
 	} else {
@@ -159,8 +181,9 @@ func specCmd() *cobra.Command {
 		Short: "write a default config.json (runc's) into the bundle",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			def := spec.Default()
 			if rootless {
-				return fmt.Errorf("spec --rootless: rootless containers are not supported: %w", errdefs.ErrNotImplemented)
+				def = spec.DefaultRootless(uint32(os.Getuid()), uint32(os.Getgid()))
 			}
 			path := spec.ConfigFile
 			if bundle != "" {
@@ -169,7 +192,7 @@ func specCmd() *cobra.Command {
 			if _, err := os.Stat(path); err == nil {
 				return fmt.Errorf("%s already exists; remove it first: %w", path, errdefs.ErrAlreadyExists)
 			}
-			b, err := json.MarshalIndent(spec.Default(), "", "\t")
+			b, err := json.MarshalIndent(def, "", "\t")
 			if err != nil {
 				return err
 			}
@@ -177,7 +200,7 @@ func specCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&bundle, "bundle", "b", "", "directory to write config.json into")
-	cmd.Flags().BoolVar(&rootless, "rootless", false, "a spec for a rootless container (not supported)")
+	cmd.Flags().BoolVar(&rootless, "rootless", false, "a spec for a rootless container (as runc's; running it rootless is not supported)")
 	return cmd
 }
 
@@ -337,7 +360,13 @@ func deleteCmd(g *globals) *cobra.Command {
 		Short: "delete a container's state, cgroup and (for a created one) its init",
 		Args:  exactArgs(1, "a container id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.runtime().Delete(cmd.Context(), args[0], force)
+			err := g.runtime().Delete(cmd.Context(), args[0], force)
+			if force && errdefs.IsNotFound(err) {
+				// As runc: forcing the deletion of what is not there is
+				// not an error.
+				return nil
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill a running container first")

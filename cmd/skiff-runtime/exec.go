@@ -62,7 +62,9 @@ func execCmd(g *globals) *cobra.Command {
 			o.Args = args[1:]
 			code, err := g.runtime().Exec(cmd.Context(), args[0], o)
 			if err != nil {
-				return err
+				// As runc: exec itself failing exits 255, so it can be
+				// told from the process's own exit codes.
+				return &exitError{code: 255, err: err}
 			}
 			if code != 0 {
 				return &exitError{code: code}

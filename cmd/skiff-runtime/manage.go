@@ -18,6 +18,7 @@ import (
 
 	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/runtime/caps"
+	"github.com/skiff-containers/skiff/runtime/rootfs"
 )
 
 func pauseCmd(g *globals) *cobra.Command {
@@ -373,13 +374,8 @@ func featuresCmd() *cobra.Command {
 			f := features{
 				OCIVersionMin: "1.0.0",
 				OCIVersionMax: specs.Version,
-				Hooks:         []string{},
-				MountOptions: []string{"async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec",
-					"mand", "noatime", "nodev", "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime",
-					"nosuid", "private", "rbind", "relatime", "remount", "ro", "rprivate", "rshared", "rslave",
-					"runbindable", "rw", "shared", "slave", "strictatime", "suid", "sync", "tmpcopyup", "unbindable",
-					"rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "rnoatime", "ratime",
-					"rrelatime", "rnorelatime", "rstrictatime", "rnostrictatime", "rnodiratime", "rdiratime"},
+				Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
+				MountOptions:  rootfs.MountOptions(),
 				Linux: linuxFeatures{
 					Namespaces:   []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
 					Capabilities: caps.Names(),

@@ -428,7 +428,11 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 }
 
 func (r *Runtime) hookState(rec *record, status specs.ContainerState) *specs.State {
-	return &specs.State{Version: specs.Version, ID: rec.ID, Status: status, Pid: rec.Pid, Bundle: rec.Bundle, Annotations: rec.Annotations}
+	pid := rec.Pid
+	if status == specs.StateStopped {
+		pid = 0 // as `state` says of a stopped container
+	}
+	return &specs.State{Version: specs.Version, ID: rec.ID, Status: status, Pid: pid, Bundle: rec.Bundle, Annotations: rec.Annotations}
 }
 
 func (r *Runtime) mustLoad(id string) (*record, error) {

@@ -121,6 +121,11 @@ func envFD(name string) (int, error) {
 // created (or, for exec, before the process counts as started), and returns
 // the resolved path of the program to exec.
 func setup(cfg *Config, tr *tracer, sync io.ReadWriter, consoleSock *os.File) (string, error) {
+	// A session of its own, as runc gives every container process (a
+	// terminal then becomes its controlling tty).
+	if _, err := unix.Setsid(); err != nil && !errors.Is(err, unix.EPERM) {
+		return "", fmt.Errorf("create a new session: %w", err)
+	}
 	if cfg.Spec.Process.Terminal && consoleSock == nil {
 		return "", errors.New("process.terminal is set but the runtime passed no console socket")
 	}
@@ -298,6 +303,12 @@ func setupProcess(cfg *Config, sync io.ReadWriter) (string, error) {
 		k, v, _ := strings.Cut(kv, "=")
 		if err := os.Setenv(k, v); err != nil {
 			return "", fmt.Errorf("process.env %q: %w", kv, err)
+		}
+	}
+	if _, ok := os.LookupEnv("HOME"); !ok {
+		// As runc: HOME from the container's /etc/passwd, else "/".
+		if err := os.Setenv("HOME", homeDir(p.User.UID)); err != nil {
+			return "", err
 		}
 	}
 	if err := unix.Chdir(p.Cwd); err != nil {
@@ -484,4 +495,21 @@ func loadSeccomp(cfg *Config, sync io.ReadWriter) error {
 		return fmt.Errorf("send the seccomp notify fd to the runtime: %w", err)
 	}
 	return nil
+}
+
+// homeDir looks uid up in the container's /etc/passwd (we are inside its
+// root by now) and returns its home directory, or "/".
+func homeDir(uid uint32) string {
+	b, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		return "/"
+	}
+	want := strconv.FormatUint(uint64(uid), 10)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 6 && f[2] == want && f[5] != "" {
+			return f[5]
+		}
+	}
+	return "/"
 }

@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -48,6 +49,7 @@ func mountFlagOptions() map[string]flagOpt {
 		"norelatime":    {true, unix.MS_RELATIME},
 		"nostrictatime": {true, unix.MS_STRICTATIME},
 		"nosuid":        {false, unix.MS_NOSUID},
+		"nosymfollow":   {false, unix.MS_NOSYMFOLLOW},
 		"rbind":         {false, unix.MS_BIND | unix.MS_REC},
 		"relatime":      {false, unix.MS_RELATIME},
 		"remount":       {false, unix.MS_REMOUNT},
@@ -56,6 +58,7 @@ func mountFlagOptions() map[string]flagOpt {
 		"silent":        {false, unix.MS_SILENT},
 		"strictatime":   {false, unix.MS_STRICTATIME},
 		"suid":          {true, unix.MS_NOSUID},
+		"symfollow":     {true, unix.MS_NOSYMFOLLOW},
 		"sync":          {false, unix.MS_SYNCHRONOUS},
 	}
 }
@@ -101,6 +104,24 @@ func recursiveAttrOptions() map[string]attrOpt {
 		"rnosymfollow":   {false, unix.MOUNT_ATTR_NOSYMFOLLOW},
 		"rsymfollow":     {true, unix.MOUNT_ATTR_NOSYMFOLLOW},
 	}
+}
+
+// MountOptions lists every mount option this package understands (besides
+// filesystem data, which is passed through), sorted: for `features`.
+func MountOptions() []string {
+	var names []string
+	for k := range mountFlagOptions() {
+		names = append(names, k)
+	}
+	for k := range propagationOptions() {
+		names = append(names, k)
+	}
+	for k := range recursiveAttrOptions() {
+		names = append(names, k)
+	}
+	names = append(names, "tmpcopyup")
+	sort.Strings(names)
+	return names
 }
 
 // parseMountOptions splits an OCI options list into mount flags, propagation

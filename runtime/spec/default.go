@@ -107,3 +107,36 @@ func Default() *specs.Spec {
 		},
 	}
 }
+
+// DefaultRootless returns the spec `runc spec --rootless` writes for a user
+// with the given uid and gid: no network namespace and no cgroup resources,
+// a user namespace mapping root to that user, devpts without gid=5, and
+// /sys bind-mounted from the host.
+func DefaultRootless(uid, gid uint32) *specs.Spec {
+	s := Default()
+	var ns []specs.LinuxNamespace
+	for _, n := range s.Linux.Namespaces {
+		if n.Type != specs.NetworkNamespace {
+			ns = append(ns, n)
+		}
+	}
+	s.Linux.Namespaces = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace})
+	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uid, Size: 1}}
+	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: gid, Size: 1}}
+	s.Linux.Resources = nil
+	for i, m := range s.Mounts {
+		switch m.Destination {
+		case "/dev/pts":
+			var opts []string
+			for _, o := range m.Options {
+				if o != "gid=5" {
+					opts = append(opts, o)
+				}
+			}
+			s.Mounts[i].Options = opts
+		case "/sys":
+			s.Mounts[i] = specs.Mount{Destination: "/sys", Type: "none", Source: "/sys", Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
+		}
+	}
+	return s
+}
