@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -133,6 +134,7 @@ type created struct {
 
 func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *created, retErr error) {
 	log := r.logger().With("id", id)
+	log.Debug("create")
 	if err := spec.ValidateID(id); err != nil {
 		return nil, err
 	}
@@ -185,6 +187,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		}
 	}()
 
+	log.Debug("spec loaded")
 	fifoPath := filepath.Join(dir, fifoFile)
 	if err := unix.Mkfifo(fifoPath, 0o622); err != nil {
 		return nil, fmt.Errorf("create exec fifo for container %q: %w", id, err)
@@ -666,6 +669,18 @@ func (r *Runtime) Run(ctx context.Context, id string, opts CreateOpts, detach bo
 	if err := r.destroy(c.rec, Stopped); err != nil {
 		return code, err
 	}
-	r.logger().Debug("container deleted", "id", id)
+	if log := r.logger(); log.Enabled(ctx, slog.LevelDebug) {
+		var self, children unix.Rusage
+		_ = unix.Getrusage(unix.RUSAGE_SELF, &self)
+		_ = unix.Getrusage(unix.RUSAGE_CHILDREN, &children)
+		ms := func(tv unix.Timeval) float64 { return float64(tv.Sec)*1e3 + float64(tv.Usec)/1e3 }
+		log.Debug("container deleted", "id", id,
+			"runtime_user_ms", ms(self.Utime), "runtime_sys_ms", ms(self.Stime),
+			"children_user_ms", ms(children.Utime), "children_sys_ms", ms(children.Stime),
+			"runtime_minflt", self.Minflt, "children_minflt", children.Minflt)
+		var mem runtime.MemStats
+		runtime.ReadMemStats(&mem)
+		log.Debug("runtime memory", "id", id, "total_alloc_kb", mem.TotalAlloc/1024, "mallocs", mem.Mallocs, "heap_sys_kb", mem.HeapSys/1024, "stack_sys_kb", mem.StackSys/1024)
+	}
 	return code, nil
 }

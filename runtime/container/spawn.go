@@ -98,6 +98,11 @@ func (r *Runtime) spawn(req spawnReq) (_ *spawned, retErr error) {
 	cmd.Env = []string{
 		nsenter.EnvFD + "=" + strconv.Itoa(syncFD),
 		initproc.EnvInitFD + "=" + strconv.Itoa(syncFD),
+		// The init does one thing at a time on one locked thread: a
+		// single P spares it the threads and wake-ups of a parallel
+		// scheduler. The user program never sees this (its environment is
+		// the spec's).
+		"GOMAXPROCS=1",
 	}
 	names := make([]string, 0, len(req.files))
 	for name := range req.files {
@@ -113,7 +118,13 @@ func (r *Runtime) spawn(req spawnReq) (_ *spawned, retErr error) {
 		return nil, fmt.Errorf("start %s of container %q: %w", req.what, req.id, err)
 	}
 	cmd.Path = exe
+	if r.Logger != nil {
+		r.Logger.Debug("binary protected", "id", req.id)
+	}
 	err = cmd.Start()
+	if r.Logger != nil {
+		r.Logger.Debug("init started", "id", req.id)
+	}
 	closeExe()
 	if err != nil {
 		return nil, fmt.Errorf("start %s of container %q: %w", req.what, req.id, err)

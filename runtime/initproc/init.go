@@ -39,6 +39,10 @@ import (
 // ready, the failure is reported to the parent instead of printed.
 func Main() int {
 	runtime.LockOSThread()
+	// Exec'd through an fd (runtime/selfexe), the process would show as
+	// that fd's number in ps; name it as runc names its init.
+	name := []byte("skiff:[INIT]\x00")
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafePointerBytes(name)), 0, 0, 0)
 	fd, err := envFD(EnvInitFD)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "skiff-runtime init: %v (this command is run by skiff-runtime itself, not by hand)\n", err)
