@@ -1,0 +1,112 @@
+// Package shim is skiff-shim, the per-container monitor (the role of
+// containerd-shim-runc-v2 and conmon): the engine spawns one per container;
+// it creates the container through an OCI runtime's command line (runc's,
+// so skiff-runtime, runc or crun), owns the container's stdio, writes its
+// output to a log in the CRI format, serves attach and control requests on
+// a unix socket, records the exit status, and outlives the engine. The
+// engine's side is package shim/client; the wire format is package
+// shim/proto.
+//
+// # Spawning
+//
+//	skiff-shim --id ID --bundle DIR --state DIR --log FILE
+//	           [--runtime BIN] [--runtime-root DIR] [--runtime-arg ARG]...
+//	           [--tty] [--stdin] [--debug]
+//
+// --runtime defaults to skiff-runtime (a name is looked up on PATH);
+// --runtime-root is the runtime's --root; each --runtime-arg is one more
+// global flag of the runtime, before the command. Paths are absolute; the
+// socket path <state>/shim.sock must fit a unix address (107 bytes).
+//
+// The process the engine runs is a launcher: it makes the state directory
+// (0700), re-executes itself as the monitor in a new session (setsid),
+// with stdin /dev/null and stdout and stderr appended to <state>/shim.log,
+// relays the monitor's one readiness line to its own stdout and exits (0
+// for ready, 1 otherwise). The monitor is therefore not the engine's child
+// and not in its session or process group: killing the engine, its group
+// or its session leaves it running. The line is
+//
+//	ready <shim-pid> <container-init-pid>
+//	error <class> <message>
+//
+// where class is one of proto's error classes (invalid-argument,
+// not-found, already-exists, failed-precondition, not-implemented,
+// internal). "ready" means: the runtime's create succeeded, the stdio is
+// wired, the control socket listens. On "error" nothing is left behind but
+// the state directory and its logs.
+//
+// The monitor is a child subreaper (PR_SET_CHILD_SUBREAPER): the
+// container's init, which the runtime's create leaves behind, is reparented
+// to it, so it reaps it and gets its exit status. It reaps every child
+// itself (no os/exec Wait), through one SIGCHLD loop.
+//
+// # Stdio and the log
+//
+// Without --tty the container gets pipes for stdout and stderr (and for
+// stdin with --stdin, else /dev/null); they are also the runtime's create's
+// stdio, as with containerd's shim. With --tty the shim listens on a
+// console socket in a private temporary directory, passes it as the
+// runtime's --console-socket, and receives the pty master over SCM_RIGHTS;
+// config.json must then have process.terminal true. The master carries
+// both output (logged as stdout) and input.
+//
+// Output is appended to --log in the CRI log format, one entry per line,
+// written with one write(2) each as soon as the line is complete:
+//
+//	<RFC3339Nano, UTC> <stdout|stderr> <P|F> <line>
+//
+// The "\n" (and a "\r" before it) is dropped; a line longer than 16 KiB is
+// split into P (partial) entries of 16 KiB and a final F entry; an
+// unterminated last line is written as F when the stream ends. The same
+// bytes go, unchanged, to every attached client; a client that falls 64
+// chunks behind is dropped rather than slowing the container down.
+//
+// # Control socket
+//
+// <state>/shim.sock (0600) takes one JSON request per connection and answers
+// one JSON response (package proto): state, start, kill {signal, all},
+// wait (blocks until the exit is recorded), attach {stdin,
+// closeStdinOnEOF} (then frames both ways), close-stdin, resize {width,
+// height}, delete {force} and shutdown {force}. Errors carry an errdefs
+// class. exec is not implemented.
+//
+// # Exit
+//
+// When the init exits, the shim waits for the output to end (at most two
+// seconds, for processes outside a pid namespace of the container's own
+// that keep the stdio open), then writes <state>/exit atomically (temporary
+// file, fsync, rename, fsync of the directory) as JSON
+// {"code":N,"signal":S,"exitedAt":T} (code is 128+signal when a signal
+// killed it; signal is omitted otherwise), then answers the waiters and
+// ends the attach streams with an exit frame. It keeps serving until:
+//
+//   - delete: the runtime's delete (with --force unless the container is
+//     stopped; a running container needs force), then the shim removes its
+//     socket and init.pid and exits. The exit file, the container log,
+//     shim.log and runtime.log stay: the state directory is the engine's
+//     to remove.
+//   - shutdown: the shim exits without touching the container (which must
+//     have exited, unless force).
+//
+// # Engine restarts, and a shim that dies
+//
+// After a restart the engine reconnects to each shim by its socket
+// (client.Connect); a shim keeps running, logging and recording the exit
+// whether or not anyone is connected. If the socket is missing or refuses
+// connections, the shim is gone: the engine reads <state>/exit; if there is
+// none, the shim died before the container (SIGKILL, OOM). The container
+// then lives on, reparented to the shim's own nearest subreaper (init): its
+// output pipes have no reader, so its writes fail with EPIPE (a pid
+// namespace's init ignores SIGPIPE; other processes die of it), nothing
+// more is logged, and no exit will be recorded. The engine must then ask
+// the runtime (state ID), and kill and delete the container through the
+// runtime itself; its exit code is unknown.
+//
+// # Memory
+//
+// The monitor idles for the container's lifetime, so it runs with
+// GOMAXPROCS=1, GC percent 25 and a 16 MiB soft memory limit, returns
+// freed memory to the OS once the container is created, and keeps one
+// 8 KiB read buffer per output stream and a goroutine per stream and per
+// client connection, nothing per byte.
+package shim

@@ -1,0 +1,472 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/skiff-containers/skiff/errdefs"
+	"github.com/skiff-containers/skiff/shim/proto"
+)
+
+const (
+	// drainTimeout bounds how long, after the init exits, the shim waits for
+	// the container's output to end before it records the exit: processes
+	// outside a pid namespace of the container's own may keep it open.
+	drainTimeout = 2 * time.Second
+	// consoleTimeout bounds the wait for the pty master once create is done.
+	consoleTimeout = 10 * time.Second
+	// deleteExitTimeout bounds the wait for the init's exit after the
+	// runtime deleted a container that had not exited.
+	deleteExitTimeout = 10 * time.Second
+)
+
+// monitor is the running shim: the container's stdio, its exit, and the
+// control socket.
+type monitor struct {
+	cfg    Config
+	log    *slog.Logger
+	rt     *ociRuntime
+	reaper *reaper
+	ln     *os.File
+
+	clog  *logFile
+	logF  *os.File
+	stdio *containerStdio
+
+	// stdinMu serialises writes to, and the closing of, the container's
+	// input (stdio.stdinW, or the pty master).
+	stdinMu     sync.Mutex
+	stdinClosed bool
+
+	// outputDone is closed when every output stream has ended.
+	outputDone chan struct{}
+	// exited is closed once exit is recorded (exit file written).
+	exited chan struct{}
+	// quit is closed by delete and shutdown.
+	quit     chan struct{}
+	quitOnce sync.Once
+
+	mu       sync.Mutex
+	pid      int
+	started  bool
+	exit     *proto.Exit
+	attached map[*attachClient]struct{}
+	writers  sync.WaitGroup // attach writers, flushed before the shim exits
+}
+
+func (m *monitor) socketPath() string { return filepath.Join(m.cfg.StateDir, proto.SocketName) }
+
+// errorf returns an error naming the container, of class class.
+func (m *monitor) errorf(class error, format string, a ...any) error {
+	return fmt.Errorf("container %s: %w: %s", m.cfg.ID, class, fmt.Sprintf(format, a...))
+}
+
+// listen creates the control socket, refusing if a live shim serves it.
+func (m *monitor) listen() error {
+	path := m.socketPath()
+	if socketAnswers(path) {
+		return m.errorf(errdefs.ErrAlreadyExists, "a shim already serves %s: use another --state, or delete that container first", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("container %s: remove stale socket %s: %w", m.cfg.ID, path, err)
+	}
+	ln, err := listenUnix(path)
+	if err != nil {
+		return fmt.Errorf("container %s: listen on %s: %w", m.cfg.ID, path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		os.Remove(path)
+		return fmt.Errorf("container %s: chmod 0600 %s: %w", m.cfg.ID, path, err)
+	}
+	m.ln = ln
+	return nil
+}
+
+// create runs the runtime's create with the container's stdio wired, and
+// starts copying its output. On failure nothing of the container remains.
+func (m *monitor) create(ctx context.Context) (err error) {
+	logF, err := openContainerLog(m.cfg.LogPath)
+	if err != nil {
+		return fmt.Errorf("container %s: open the container log: %w", m.cfg.ID, err)
+	}
+	m.logF = logF
+	m.clog = &logFile{w: logF, now: time.Now}
+
+	pidFile := filepath.Join(m.cfg.StateDir, proto.PidFileName)
+	os.Remove(pidFile)
+	args := []string{"create", "--bundle", m.cfg.Bundle, "--pid-file", pidFile}
+	var console *consoleSocket
+	var stdio runtimeStdio
+	if m.cfg.Terminal {
+		if console, err = newConsoleSocket(); err != nil {
+			return fmt.Errorf("container %s: %w", m.cfg.ID, err)
+		}
+		defer console.close()
+		args = append(args, "--console-socket", console.path)
+		m.stdio = &containerStdio{}
+	} else {
+		if m.stdio, err = newPipes(m.cfg.Stdin); err != nil {
+			return fmt.Errorf("container %s: make the stdio pipes: %w", m.cfg.ID, err)
+		}
+		stdio = runtimeStdio{stdin: m.stdio.childIn, stdout: m.stdio.childOut, stderr: m.stdio.childErr}
+	}
+	defer func() {
+		if err != nil {
+			m.stdio.closeShim()
+		}
+	}()
+
+	type received struct {
+		f   *os.File
+		err error
+	}
+	masterC := make(chan received, 1)
+	if console != nil {
+		go func() {
+			f, err := console.receive(createTimeout + consoleTimeout)
+			masterC <- received{f, err}
+		}()
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, createTimeout)
+	defer cancel()
+	_, cerr := m.rt.run(cctx, stdio, append(args, m.cfg.ID)...)
+	m.stdio.closeChild()
+	if cerr != nil {
+		m.cleanupFailedCreate()
+		return m.errorf(errdefs.ErrFailedPrecondition, "runtime create failed: %v (check the bundle %s and the runtime's log %s)", cerr, m.cfg.Bundle, m.rt.logPath)
+	}
+	pid, err := readPidFile(pidFile)
+	if err != nil {
+		m.cleanupFailedCreate()
+		return fmt.Errorf("container %s: the runtime's create succeeded but %w", m.cfg.ID, err)
+	}
+	if console != nil {
+		var r received
+		select {
+		case r = <-masterC:
+		case <-time.After(consoleTimeout):
+			r.err = fmt.Errorf("the runtime sent no pty master within %v", consoleTimeout)
+		}
+		if r.err != nil {
+			m.cleanupFailedCreate()
+			return m.errorf(errdefs.ErrFailedPrecondition, "--tty: %v (does config.json have process.terminal true?)", r.err)
+		}
+		m.stdio.stdout = r.f
+	}
+	m.mu.Lock()
+	m.pid = pid
+	m.mu.Unlock()
+	exitC := m.reaper.claim(pid)
+	m.reaper.stopKeeping()
+
+	m.startOutput()
+	go m.waitExit(exitC)
+	m.log.Info("container created", "pid", pid, "terminal", m.cfg.Terminal, "stdin", m.cfg.Stdin)
+	return nil
+}
+
+// cleanupFailedCreate removes whatever a failed create may have left.
+func (m *monitor) cleanupFailedCreate() {
+	ctx, cancel := context.WithTimeout(context.Background(), runtimeTimeout)
+	defer cancel()
+	m.rt.run(ctx, runtimeStdio{}, "delete", "--force", m.cfg.ID)
+	os.Remove(filepath.Join(m.cfg.StateDir, proto.PidFileName))
+}
+
+func openContainerLog(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o640)
+}
+
+func readPidFile(path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("its pid file is unreadable: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("its pid file %s holds %q, not a pid", path, data)
+	}
+	return pid, nil
+}
+
+// startOutput starts one goroutine per output stream: each copies to the
+// CRI log and to the attached clients.
+func (m *monitor) startOutput() {
+	var wg sync.WaitGroup
+	copy := func(f *os.File, stream string, frame byte) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.copyOutput(f, stream, frame)
+		}()
+	}
+	copy(m.stdio.stdout, streamStdout, proto.FrameStdout)
+	if m.stdio.stderr != nil {
+		copy(m.stdio.stderr, streamStderr, proto.FrameStderr)
+	}
+	go func() {
+		wg.Wait()
+		close(m.outputDone)
+	}()
+}
+
+// copyBufSize is the read size of an output stream (conmon's is 8 KiB).
+const copyBufSize = 8 << 10
+
+func (m *monitor) copyOutput(f *os.File, stream string, frame byte) {
+	sp := &lineSplitter{log: m.clog, stream: stream, max: defaultMaxLine}
+	buf := make([]byte, copyBufSize)
+	logFailed := false
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			if _, werr := sp.Write(buf[:n]); werr != nil && !logFailed {
+				logFailed = true
+				m.log.Error("cannot write the container log; output is dropped", "stream", stream, "err", werr)
+			}
+			m.broadcast(frame, buf[:n])
+		}
+		if err != nil {
+			// EIO: every process closed the pty's slave side.
+			if !errors.Is(err, unix.EIO) && !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.EOF) {
+				m.log.Warn("read container output", "stream", stream, "err", err)
+			}
+			break
+		}
+	}
+	if err := sp.Close(); err != nil && !logFailed {
+		m.log.Error("cannot write the container log", "stream", stream, "err", err)
+	}
+	if stream == streamStderr || !m.cfg.Terminal {
+		f.Close()
+	}
+}
+
+// waitExit records the init's exit: once the output has ended (or after
+// drainTimeout), it writes the exit file, then releases waiters and
+// attached clients.
+func (m *monitor) waitExit(ch <-chan unix.WaitStatus) {
+	ws := <-ch
+	e := proto.Exit{Code: ws.ExitStatus(), ExitedAt: time.Now().UTC()}
+	if ws.Signaled() {
+		e.Signal = int(ws.Signal())
+		e.Code = 128 + e.Signal
+	}
+	m.log.Info("container exited", "code", e.Code, "signal", e.Signal)
+	select {
+	case <-m.outputDone:
+	case <-time.After(drainTimeout):
+		m.log.Warn("container output still open after its init exited; recording the exit anyway", "after", drainTimeout)
+	}
+	if err := proto.WriteExitFile(m.cfg.StateDir, e); err != nil {
+		m.log.Error("cannot write the exit file", "err", err)
+	}
+	m.mu.Lock()
+	m.exit = &e
+	clients := make([]*attachClient, 0, len(m.attached))
+	for c := range m.attached {
+		clients = append(clients, c)
+	}
+	m.mu.Unlock()
+	close(m.exited)
+	for _, c := range clients {
+		c.finish(&e)
+	}
+}
+
+// state returns the container's state.
+func (m *monitor) state() *proto.State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := &proto.State{
+		ID: m.cfg.ID, Pid: m.pid, ShimPid: os.Getpid(), Bundle: m.cfg.Bundle,
+		Terminal: m.cfg.Terminal, Stdin: m.cfg.Stdin, Status: proto.StatusCreated,
+	}
+	switch {
+	case m.exit != nil:
+		s.Status = proto.StatusStopped
+		e := *m.exit
+		s.Exit = &e
+	case m.started:
+		s.Status = proto.StatusRunning
+	}
+	return s
+}
+
+func (m *monitor) hasExited() bool {
+	select {
+	case <-m.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+func (m *monitor) start(ctx context.Context) error {
+	m.mu.Lock()
+	started := m.started
+	m.mu.Unlock()
+	if started || m.hasExited() {
+		return m.errorf(errdefs.ErrFailedPrecondition, "cannot start: it is %s (a container starts once)", m.state().Status)
+	}
+	if _, err := m.rt.run(ctx, runtimeStdio{}, "start", m.cfg.ID); err != nil {
+		return m.errorf(errdefs.ErrFailedPrecondition, "runtime start failed: %v", err)
+	}
+	m.mu.Lock()
+	m.started = true
+	m.mu.Unlock()
+	m.log.Info("container started")
+	return nil
+}
+
+func (m *monitor) kill(ctx context.Context, sig int, all bool) error {
+	if sig == 0 {
+		sig = int(unix.SIGTERM)
+	}
+	if sig < 0 || sig > 64 {
+		return m.errorf(errdefs.ErrInvalidArgument, "kill: signal %d is out of range", sig)
+	}
+	if m.hasExited() {
+		return m.errorf(errdefs.ErrFailedPrecondition, "kill: it has exited already (state tells its exit code)")
+	}
+	args := []string{"kill"}
+	if all {
+		args = append(args, "--all")
+	}
+	if _, err := m.rt.run(ctx, runtimeStdio{}, append(args, m.cfg.ID, strconv.Itoa(sig))...); err != nil {
+		if m.hasExited() {
+			return m.errorf(errdefs.ErrFailedPrecondition, "kill: it has exited already (state tells its exit code)")
+		}
+		return m.errorf(errdefs.ErrFailedPrecondition, "runtime kill failed: %v", err)
+	}
+	return nil
+}
+
+// closeStdin ends the container's input: the pipe is closed; with a
+// terminal, ^D (VEOF) is written, which ends a canonical-mode read.
+func (m *monitor) closeStdin() error {
+	if !m.cfg.Stdin {
+		return m.errorf(errdefs.ErrFailedPrecondition, "close-stdin: the shim was spawned without --stdin")
+	}
+	m.stdinMu.Lock()
+	defer m.stdinMu.Unlock()
+	if m.stdinClosed {
+		return nil
+	}
+	m.stdinClosed = true
+	if m.cfg.Terminal {
+		_, err := m.stdio.stdout.Write([]byte{4})
+		return err
+	}
+	return m.stdio.stdinW.Close()
+}
+
+// writeStdin sends input to the container.
+func (m *monitor) writeStdin(p []byte) error {
+	m.stdinMu.Lock()
+	defer m.stdinMu.Unlock()
+	if m.stdinClosed {
+		return m.errorf(errdefs.ErrFailedPrecondition, "stdin is closed")
+	}
+	if m.cfg.Terminal {
+		_, err := m.stdio.stdout.Write(p)
+		return err
+	}
+	_, err := m.stdio.stdinW.Write(p)
+	return err
+}
+
+func (m *monitor) resize(r *proto.Resize) error {
+	if !m.cfg.Terminal {
+		return m.errorf(errdefs.ErrFailedPrecondition, "resize: the container has no terminal (spawn the shim with --tty)")
+	}
+	if r == nil || r.Width == 0 || r.Height == 0 {
+		return m.errorf(errdefs.ErrInvalidArgument, "resize: width and height must be non-zero")
+	}
+	rc, err := m.stdio.stdout.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ierr error
+	if err := rc.Control(func(fd uintptr) {
+		ierr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: r.Height, Col: r.Width})
+	}); err != nil {
+		return err
+	}
+	if ierr != nil {
+		return fmt.Errorf("container %s: resize its terminal: %w", m.cfg.ID, ierr)
+	}
+	return nil
+}
+
+// delete deletes the container in the runtime; the shim exits after
+// answering.
+func (m *monitor) delete(ctx context.Context, force bool) error {
+	st := m.state()
+	if st.Status == proto.StatusRunning && !force {
+		return m.errorf(errdefs.ErrFailedPrecondition, "cannot delete: it is running (kill it and wait, or delete with force)")
+	}
+	args := []string{"delete"}
+	if force || st.Status != proto.StatusStopped {
+		args = append(args, "--force")
+	}
+	if _, err := m.rt.run(ctx, runtimeStdio{}, append(args, m.cfg.ID)...); err != nil {
+		return m.errorf(errdefs.ErrFailedPrecondition, "runtime delete failed: %v", err)
+	}
+	select {
+	case <-m.exited:
+	case <-time.After(deleteExitTimeout):
+		m.log.Warn("init not reaped after the runtime deleted the container", "after", deleteExitTimeout)
+	}
+	m.log.Info("container deleted")
+	return nil
+}
+
+func (m *monitor) shutdown(force bool) error {
+	if !m.hasExited() && !force {
+		return m.errorf(errdefs.ErrFailedPrecondition, "cannot shut the shim down: the container has not exited (its output and exit would be lost); use force")
+	}
+	return nil
+}
+
+func (m *monitor) requestQuit() { m.quitOnce.Do(func() { close(m.quit) }) }
+
+// close releases everything; the container's state in the runtime is not
+// touched.
+func (m *monitor) close() {
+	if m.ln != nil {
+		m.ln.Close()
+		os.Remove(m.socketPath())
+	}
+	m.mu.Lock()
+	for c := range m.attached {
+		c.finish(m.exit)
+	}
+	m.mu.Unlock()
+	done := make(chan struct{})
+	go func() { m.writers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+	}
+	if m.logF != nil {
+		m.logF.Close()
+	}
+	os.Remove(filepath.Join(m.cfg.StateDir, proto.PidFileName))
+}

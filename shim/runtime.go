@@ -1,0 +1,185 @@
+package shim
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// runtimeTimeout bounds every runtime command but create's wait for the
+// container (which has its own bound, createTimeout).
+const (
+	runtimeTimeout = 60 * time.Second
+	createTimeout  = 120 * time.Second
+)
+
+// ociRuntime runs the OCI runtime's command line (runc's commands and
+// flags) through the reaper.
+type ociRuntime struct {
+	bin     string
+	root    string
+	args    []string // extra global flags (--runtime-arg)
+	logPath string   // --log of the runtime, in JSON, read for errors
+	reaper  *reaper
+}
+
+// argv returns the runtime's command line for the given command and args.
+func (r *ociRuntime) argv(cmd ...string) []string {
+	argv := []string{r.bin}
+	if r.root != "" {
+		argv = append(argv, "--root", r.root)
+	}
+	argv = append(argv, "--log", r.logPath, "--log-format", "json")
+	argv = append(argv, r.args...)
+	return append(argv, cmd...)
+}
+
+// runtimeStdio are the files a runtime command gets as 0, 1 and 2. A nil
+// file is /dev/null, except that stdout and stderr are captured when nil.
+type runtimeStdio struct {
+	stdin, stdout, stderr *os.File
+}
+
+// run runs the runtime with cmd and returns its stdout. A failure's error
+// carries the runtime's own message (its stderr, else the last error of its
+// log).
+func (r *ociRuntime) run(ctx context.Context, stdio runtimeStdio, cmd ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, runtimeTimeout)
+	defer cancel()
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer devnull.Close()
+	files := []*os.File{devnull, stdio.stdout, stdio.stderr}
+	if stdio.stdin != nil {
+		files[0] = stdio.stdin
+	}
+	var outR, errR *os.File
+	if stdio.stdout == nil {
+		var w *os.File
+		if outR, w, err = os.Pipe(); err != nil {
+			return nil, err
+		}
+		defer outR.Close()
+		defer w.Close()
+		files[1] = w
+	}
+	if stdio.stderr == nil {
+		var w *os.File
+		if errR, w, err = os.Pipe(); err != nil {
+			return nil, err
+		}
+		defer errR.Close()
+		defer w.Close()
+		files[2] = w
+	}
+	argv := r.argv(cmd...)
+	logSize := fileSize(r.logPath)
+	p, ch, err := r.reaper.start(argv, &os.ProcAttr{Dir: "/", Files: files})
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", r.bin, err)
+	}
+	// Our copies of the write ends must go for the reads to see EOF.
+	if outR != nil {
+		files[1].Close()
+	}
+	if errR != nil {
+		files[2].Close()
+	}
+	outC := readAllAsync(outR)
+	errC := readAllAsync(errR)
+	var ws unix.WaitStatus
+	select {
+	case ws = <-ch:
+	case <-ctx.Done():
+		p.Kill()
+		ws = <-ch
+	}
+	p.Release()
+	stdout, stderr := <-outC, <-errC
+	if ws.Exited() && ws.ExitStatus() == 0 {
+		return stdout, nil
+	}
+	msg := strings.TrimSpace(string(stderr))
+	if logMsg := lastLogError(r.logPath, logSize); logMsg != "" {
+		msg = logMsg
+	}
+	if msg == "" {
+		msg = describeStatus(ws)
+	}
+	if ctx.Err() != nil {
+		msg += " (killed after " + runtimeTimeout.String() + ")"
+	}
+	return stdout, fmt.Errorf("%s %s: %s", filepath.Base(r.bin), strings.Join(cmd, " "), msg)
+}
+
+// readAllAsync reads f to its end (at most 1 MiB is kept) in a goroutine.
+func readAllAsync(f *os.File) <-chan []byte {
+	ch := make(chan []byte, 1)
+	if f == nil {
+		ch <- nil
+		return ch
+	}
+	go func() {
+		data, _ := io.ReadAll(io.LimitReader(f, 1<<20))
+		io.Copy(io.Discard, f)
+		ch <- data
+	}()
+	return ch
+}
+
+func describeStatus(ws unix.WaitStatus) string {
+	if ws.Signaled() {
+		return "killed by signal " + unix.SignalName(ws.Signal())
+	}
+	return fmt.Sprintf("exit status %d", ws.ExitStatus())
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// lastLogError returns the message of the last error-level entry of the
+// runtime's JSON log written after offset from (runc's and skiff-runtime's
+// log have "level" and "msg"; crun's too).
+func lastLogError(path string, from int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return ""
+	}
+	var last string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.Contains(line, []byte(`"msg"`)) {
+			continue
+		}
+		var e struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+		}
+		if json.Unmarshal(line, &e) == nil && strings.EqualFold(e.Level, "error") && e.Msg != "" {
+			last = e.Msg
+		}
+	}
+	return last
+}
