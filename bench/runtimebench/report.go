@@ -75,6 +75,23 @@ func (r *Report) Markdown() string {
 			"(running `true`) costs a median %s, included in crun's numbers above.", ms(r.WrapperOverhead))
 	}
 	b.WriteString("\n")
+	if len(r.Exec) > 0 {
+		execMedian := func(rt string) time.Duration {
+			for _, e := range r.Exec {
+				if e.Runtime == rt {
+					return e.Median
+				}
+			}
+			return 0
+		}
+		b.WriteString("\n### `exec ID true` into a running container\n\n")
+		b.WriteString("| runtime | median | p90 | vs runc | vs crun |\n|---|---:|---:|---:|---:|\n")
+		for _, e := range r.Exec {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", e.Runtime, ms(e.Median), ms(e.P90),
+				ratio(e.Median, execMedian("runc")), ratio(e.Median, execMedian("crun")))
+		}
+		b.WriteString("\n")
+	}
 	return b.String()
 }
 

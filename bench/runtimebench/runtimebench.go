@@ -73,6 +73,8 @@ type Config struct {
 	WorkDir string
 	// Log receives progress lines; nil for none.
 	Log io.Writer
+	// Exec, if set, also measures `exec ID true` into a running container.
+	Exec bool
 	// Spawner is a program whose main calls SpawnerMain (normally the
 	// benchmark's own executable). If set, every measured command runs
 	// through it, so that peak RSS is not floored by this process's size
@@ -109,6 +111,15 @@ type Report struct {
 	Versions        map[string]string
 	Variants        []string
 	SeccompName     string
+	// Exec holds the `exec` latency per runtime, if measured.
+	Exec []ExecResult
+}
+
+// ExecResult is the latency of `RUNTIME exec ID true` into a running
+// container.
+type ExecResult struct {
+	Runtime     string
+	Median, P90 time.Duration
 }
 
 // Variants of the bundle.
@@ -229,6 +240,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.Results = append(rep.Results, *r)
 		}
 	}
+	if cfg.Exec {
+		ex, err := measureExec(ctx, cfg, rts, work, logf)
+		if err != nil {
+			return nil, err
+		}
+		rep.Exec = ex
+	}
 	if s, err := timeCmd(ctx, cfg.Spawner, []string{"true"}); err == nil {
 		rep.RSSFloor = s.MaxRSS
 	}
@@ -247,6 +265,56 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// measureExec starts one long-running container per runtime and times
+// `exec ID true` into it, the runtimes alternating each round.
+func measureExec(ctx context.Context, cfg Config, rts []Runtime, work string, logf func(string, ...any)) ([]ExecResult, error) {
+	b := filepath.Join(work, "bundle-exec")
+	if err := os.MkdirAll(b, 0o755); err != nil {
+		return nil, err
+	}
+	if _, err := bundle.Create(b, "sleep", "3600"); err != nil {
+		return nil, err
+	}
+	samples := make([][]Sample, len(rts))
+	for _, rt := range rts {
+		id := rt.Name + "-bench-exec"
+		argv := rt.argv("run", "--detach", "--bundle", b, id)
+		// The container inherits the command's stdio: a file, not a pipe,
+		// or reading its output would wait for the container to exit.
+		errf, err := os.CreateTemp(work, "run-detach-")
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		cmd.Stdout, cmd.Stderr = errf, errf
+		err = cmd.Run()
+		errf.Close()
+		if err != nil {
+			out, _ := os.ReadFile(errf.Name())
+			return nil, fmt.Errorf("%s run --detach: %v: %s", rt.Name, err, out)
+		}
+		del := rt.argv("delete", "--force", id)
+		defer exec.Command(del[0], del[1:]...).Run()
+	}
+	for round := 0; round < cfg.Rounds; round++ {
+		for j := range rts {
+			k := (round + j) % len(rts)
+			rt := rts[k]
+			s, err := timeCmd(ctx, cfg.Spawner, rt.argv("exec", rt.Name+"-bench-exec", "true"))
+			if err != nil {
+				return nil, fmt.Errorf("%s exec round %d: %w", rt.Name, round, err)
+			}
+			samples[k] = append(samples[k], s)
+		}
+	}
+	logf("exec: %d rounds done", cfg.Rounds)
+	var out []ExecResult
+	for i, rt := range rts {
+		out = append(out, ExecResult{Runtime: rt.Name, Median: Percentile(samples[i], 50), P90: Percentile(samples[i], 90)})
+	}
+	return out, nil
 }
 
 // runOnce runs one container to completion and checks it left no state.

@@ -42,6 +42,7 @@ func run() error {
 	crunWrap := flag.Bool("crun-unshare", true, "run crun in a mount namespace without /sys/fs/cgroup/unified (needed on hybrid cgroup hosts)")
 	spawner := flag.String("spawner", "", "spawner binary (default: go build ./bench/cmd/rtspawn)")
 	sc := flag.String("seccomp", "default", `seccomp variant: "default" (Docker's profile from runtime/seccomp), "none", or a JSON file holding linux.seccomp`)
+	execLat := flag.Bool("exec", true, "also measure `exec ID true` into a running container")
 	flag.Parse()
 
 	work, err := os.MkdirTemp("", "runtimebench-")
@@ -83,7 +84,7 @@ func run() error {
 			return fmt.Errorf("go build ./bench/cmd/rtspawn: %w", err)
 		}
 	}
-	cfg := runtimebench.Config{Runtimes: rts, Rounds: *rounds, Batch: *batch, WorkDir: work, Log: os.Stderr, Spawner: *spawner}
+	cfg := runtimebench.Config{Runtimes: rts, Rounds: *rounds, Batch: *batch, WorkDir: work, Log: os.Stderr, Spawner: *spawner, Exec: *execLat}
 	switch *sc {
 	case "none", "":
 	case "default":
