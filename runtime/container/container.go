@@ -211,8 +211,12 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		flag := nsFlags[ns.Type]
 		if ns.Path != "" {
 			fmt.Fprintf(&req, "join %d %s\n", flag, ns.Path)
-			if ns.Type == specs.UserNamespace {
+			switch ns.Type {
+			case specs.UserNamespace:
 				userNS = true
+			case specs.MountNamespace:
+				// As runc: the root is built inside the joined namespace.
+				newMountNS = true
 			}
 			continue
 		}
@@ -231,7 +235,9 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		}
 	}
 	if !newMountNS {
-		return nil, fmt.Errorf("linux.namespaces: skiff-runtime needs a new mount namespace to build the container's root; add {\"type\": \"mount\"}: %w", errdefs.ErrNotImplemented)
+		// runc would then mount into the runtime's own namespace and chroot,
+		// leaving mounts on the host; skiff-runtime refuses instead.
+		return nil, fmt.Errorf("linux.namespaces: skiff-runtime builds the container's root only in a mount namespace of its own (new, or joined by path) and will not mount into the host's; add {\"type\": \"mount\"}: %w", errdefs.ErrNotImplemented)
 	}
 	fmt.Fprintf(&req, "unshare %d\n", unshare)
 	for clock, off := range s.Linux.TimeOffsets {

@@ -47,6 +47,9 @@ func effectiveResources(l *specs.Linux) *specs.LinuxResources {
 	devs = append(devs, defaultAllowedDevices()...)
 	for _, d := range l.Devices {
 		typ := d.Type
+		if typ == "p" {
+			continue // the device cgroup governs char and block devices only
+		}
 		if typ == "u" {
 			typ = "c"
 		}

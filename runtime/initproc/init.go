@@ -278,6 +278,15 @@ func setupContainer(cfg *Config, tr *tracer, sync io.ReadWriter, consoleSock *os
 func setupProcess(cfg *Config, sync io.ReadWriter) (string, error) {
 	s := cfg.Spec
 	p := s.Process
+	if s.Linux != nil && s.Linux.Seccomp != nil {
+		// Compiled now, before the rlimits (RLIMIT_AS can leave libseccomp
+		// without the memory it needs), installed later.
+		f, err := seccomp.Compile(s.Linux.Seccomp)
+		if err != nil {
+			return "", fmt.Errorf("linux.seccomp: %w", err)
+		}
+		cfg.filter = f
+	}
 	if !cfg.NoNewKeyring {
 		// A session keyring of its own, so the container can't see the host's
 		// keys; kernels without keyrings say ENOSYS, which is fine.
@@ -483,7 +492,7 @@ func closeExtraFDs(first int) error {
 // loadSeccomp loads the filter on this thread. A notify fd goes to the
 // runtime over sync, which must then be the sync socket.
 func loadSeccomp(cfg *Config, sync io.ReadWriter) error {
-	fd, err := seccomp.Load(cfg.Spec.Linux.Seccomp)
+	fd, err := cfg.filter.Load()
 	if err != nil {
 		return fmt.Errorf("load linux.seccomp: %w", err)
 	}

@@ -9,6 +9,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/skiff-containers/skiff/runtime/seccomp"
 )
 
 // Environment variables the parent sets for the init process. Each holds a
@@ -60,6 +62,9 @@ type Config struct {
 	// Pid is the init's pid in the runtime's pid namespace, for the state
 	// given to hooks run by the init.
 	Pid int `json:"pid,omitempty"`
+
+	// filter is linux.seccomp compiled by the init itself.
+	filter *seccomp.Filter
 }
 
 // maxMessage bounds a message so a confused peer cannot make us allocate

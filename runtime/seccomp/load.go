@@ -49,14 +49,41 @@ const x32SyscallBit = 0x40000000
 // returns -1. A nil cfg, or one with neither defaultAction nor syscalls,
 // loads nothing and returns -1 and nil, as runc does.
 func Load(cfg *specs.LinuxSeccomp) (notifyFd int, err error) {
-	if disabled(cfg) {
-		return -1, nil
-	}
-	prog, err := compile(cfg)
+	f, err := Compile(cfg)
 	if err != nil {
 		return -1, err
 	}
-	return install(prog)
+	return f.Load()
+}
+
+// Filter is a compiled filter, ready to be installed. Compiling needs
+// memory (libseccomp) that a container's rlimits may no longer allow, so a
+// runtime compiles first and installs last.
+type Filter struct {
+	prog *program // nil: seccomp is off
+}
+
+// Compile builds the filter of cfg without installing it. A nil cfg, or
+// one with neither defaultAction nor syscalls, gives a Filter that installs
+// nothing.
+func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
+	if disabled(cfg) {
+		return &Filter{}, nil
+	}
+	prog, err := compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Filter{prog: prog}, nil
+}
+
+// Load installs the filter on the calling thread, as the package-level Load
+// does.
+func (f *Filter) Load() (notifyFd int, err error) {
+	if f == nil || f.prog == nil {
+		return -1, nil
+	}
+	return install(f.prog)
 }
 
 // install hands prog to seccomp(SECCOMP_SET_MODE_FILTER).
