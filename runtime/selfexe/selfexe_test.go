@@ -88,7 +88,10 @@ func TestExecedBinaryCannotBeReopenedForWriting(t *testing.T) {
 				defer f.Close()
 				path = "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
 			}
-			cmd := exec.Command(path, "sleep", "30")
+			// busybox picks its applet from argv[0], which must not be
+			// the /proc/self/fd path, or it exits at once.
+			cmd := exec.Command(path, "30")
+			cmd.Args[0] = "sleep"
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
