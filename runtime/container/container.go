@@ -103,11 +103,43 @@ func checkSupported(s *specs.Spec, opts *CreateOpts, log *slog.Logger) error {
 		return err
 	}
 	if s.Linux != nil && s.Linux.Seccomp != nil {
-		if err := seccomp.Validate(s.Linux.Seccomp); err != nil {
-			return err
-		}
 	}
 	return nil
+}
+
+// compileSeccomp compiles linux.seccomp once per profile and host: the BPF
+// program is kept in the runtime root as .seccomp-<key>, keyed by the
+// profile, libseccomp, the kernel and the architecture
+// (seccomp.CacheKey), since compiling a profile like Docker's takes tens of
+// milliseconds. It returns nil when seccomp is off.
+func (r *Runtime) compileSeccomp(sc *specs.LinuxSeccomp) ([]byte, error) {
+	if sc == nil {
+		return nil, nil
+	}
+	key, err := seccomp.CacheKey(sc)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(r.Root, ".seccomp-"+key)
+	if b, err := os.ReadFile(path); err == nil {
+		var f seccomp.Filter
+		if f.UnmarshalBinary(b) == nil {
+			return b, nil
+		}
+		_ = os.Remove(path) // corrupt: compile again
+	}
+	f, err := seccomp.Compile(sc)
+	if err != nil {
+		return nil, fmt.Errorf("config.json: linux.seccomp: %w", err)
+	}
+	b, err := f.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(path, b, 0o600); err != nil {
+		r.logger().Warn("cannot cache the compiled seccomp filter", "path", path, "err", err)
+	}
+	return b, nil
 }
 
 // apparmorEnabled reports whether the kernel has AppArmor on.
@@ -158,6 +190,10 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 
 	if err := os.MkdirAll(r.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("create runtime root %s: %w", r.Root, err)
+	}
+	seccompBPF, err := r.compileSeccomp(s.Linux.Seccomp)
+	if err != nil {
+		return nil, err
 	}
 	dir := r.dir(id)
 	if err := os.Mkdir(dir, 0o711); err != nil {
@@ -319,6 +355,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		NewUTSNS:     newUTS,
 		NewCgroupNS:  newCgroupNS,
 		UserNS:       userNS,
+		SeccompBPF:   seccompBPF,
 	}
 	if cfg.HostMountNS, err = os.Readlink("/proc/self/ns/mnt"); err != nil {
 		return nil, fmt.Errorf("read the runtime's mount namespace: %w", err)

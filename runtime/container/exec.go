@@ -218,7 +218,13 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOpts) (int, error) 
 			return 0, fmt.Errorf("exec in container %q: join its cgroup: %w", id, err)
 		}
 	}
+	seccompBPF, err := r.compileSeccomp(linux.Seccomp)
+	if err != nil {
+		sp.kill()
+		return 0, err
+	}
 	cfg := &initproc.Config{
+		SeccompBPF:   seccompBPF,
 		ID:           id,
 		Bundle:       rec.Bundle,
 		Rootfs:       rec.Rootfs,

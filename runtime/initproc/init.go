@@ -279,11 +279,19 @@ func setupProcess(cfg *Config, sync io.ReadWriter) (string, error) {
 	s := cfg.Spec
 	p := s.Process
 	if s.Linux != nil && s.Linux.Seccomp != nil {
-		// Compiled now, before the rlimits (RLIMIT_AS can leave libseccomp
-		// without the memory it needs), installed later.
-		f, err := seccomp.Compile(s.Linux.Seccomp)
-		if err != nil {
-			return "", fmt.Errorf("linux.seccomp: %w", err)
+		// Compiled by the runtime, or now, before the rlimits (RLIMIT_AS
+		// can leave libseccomp without the memory it needs); installed
+		// later.
+		f := &seccomp.Filter{}
+		if len(cfg.SeccompBPF) > 0 {
+			if err := f.UnmarshalBinary(cfg.SeccompBPF); err != nil {
+				return "", err
+			}
+		} else {
+			var err error
+			if f, err = seccomp.Compile(s.Linux.Seccomp); err != nil {
+				return "", fmt.Errorf("linux.seccomp: %w", err)
+			}
 		}
 		cfg.filter = f
 	}

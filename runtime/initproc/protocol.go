@@ -63,7 +63,11 @@ type Config struct {
 	// given to hooks run by the init.
 	Pid int `json:"pid,omitempty"`
 
-	// filter is linux.seccomp compiled by the init itself.
+	// SeccompBPF is linux.seccomp compiled by the runtime
+	// (seccomp.Filter.MarshalBinary); the init compiles it itself if empty.
+	SeccompBPF []byte `json:"seccompBpf,omitempty"`
+
+	// filter is linux.seccomp ready to install.
 	filter *seccomp.Filter
 }
 
