@@ -18,7 +18,7 @@ import (
 
 	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/runtime/caps"
-	"github.com/skiff-containers/skiff/runtime/rootfs"
+	"github.com/skiff-containers/skiff/runtime/spec"
 )
 
 func pauseCmd(g *globals) *cobra.Command {
@@ -375,7 +375,7 @@ func featuresCmd() *cobra.Command {
 				OCIVersionMin: "1.0.0",
 				OCIVersionMax: specs.Version,
 				Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
-				MountOptions:  rootfs.MountOptions(),
+				MountOptions:  spec.MountOptionNames(),
 				Linux: linuxFeatures{
 					Namespaces:   []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
 					Capabilities: caps.Names(),

@@ -53,7 +53,8 @@ func containerDevices(spec *specs.Spec) []specs.LinuxDevice {
 // bind mount (then it is the caller's own /dev), as in runc.
 func needsDevSetup(spec *specs.Spec) bool {
 	for _, m := range spec.Mounts {
-		if path.Clean("/"+m.Destination) == "/dev" && (m.Type == "bind" || parseMountOptions(m.Options).flags&unix.MS_BIND != 0) {
+		opts, _ := parseMountOptions(m.Options) // errors surface when the mount is made
+		if path.Clean("/"+m.Destination) == "/dev" && (m.Type == "bind" || opts.flags&unix.MS_BIND != 0) {
 			return false
 		}
 	}

@@ -35,8 +35,12 @@ func (e *mountEntry) name() string {
 // newMountEntry parses a spec mount. Relative bind sources are taken relative
 // to cwd, the bundle directory. The type of a bind mount is ignored, as runc
 // does; type "bind" alone also makes a bind mount.
-func newMountEntry(i int, m specs.Mount, cwd string) *mountEntry {
-	e := &mountEntry{index: i, dest: m.Destination, source: m.Source, fstype: m.Type, opts: parseMountOptions(m.Options)}
+func newMountEntry(i int, m specs.Mount, cwd string) (*mountEntry, error) {
+	opts, err := parseMountOptions(m.Options)
+	if err != nil {
+		return nil, fmt.Errorf("mounts[%d] (destination %q): %w", i, m.Destination, err)
+	}
+	e := &mountEntry{index: i, dest: m.Destination, source: m.Source, fstype: m.Type, opts: opts}
 	if e.fstype == "bind" {
 		e.opts.flags |= unix.MS_BIND
 	}
@@ -46,7 +50,7 @@ func newMountEntry(i int, m specs.Mount, cwd string) *mountEntry {
 			e.source = filepath.Join(cwd, e.source)
 		}
 	}
-	return e
+	return e, nil
 }
 
 // defaultCgroupFlags are the flags of the cgroup tmpfs and of cgroup v1

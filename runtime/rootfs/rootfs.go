@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-containers/skiff/errdefs"
+	"github.com/skiff-containers/skiff/runtime/spec"
 )
 
 // Config is what the container's init knows when it builds the rootfs.
@@ -51,7 +52,7 @@ type preparer struct {
 
 // propagationFlag maps linux.rootfsPropagation to mount flags.
 func propagationFlag(s string) (uintptr, error) {
-	if f, ok := propagationOptions()[s]; ok {
+	if f, err := spec.PropagationFlag(s); err == nil {
 		return f, nil
 	}
 	return 0, fmt.Errorf("%w: linux.rootfsPropagation %q is not one of private, rprivate, shared, rshared, slave, rslave, unbindable, runbindable", errdefs.ErrInvalidArgument, s)
@@ -213,7 +214,11 @@ func prepare(c *Config, forceCgroup2 bool) error {
 		}
 	}
 	for i, m := range c.Spec.Mounts {
-		if err := p.mount(newMountEntry(i, m, cwd)); err != nil {
+		e, err := newMountEntry(i, m, cwd)
+		if err != nil {
+			return err
+		}
+		if err := p.mount(e); err != nil {
 			return err
 		}
 	}
@@ -279,7 +284,10 @@ func Finalize(c *Config) error {
 		}
 	}
 	for i, m := range c.Spec.Mounts {
-		e := newMountEntry(i, m, "/")
+		e, err := newMountEntry(i, m, "/")
+		if err != nil {
+			return err
+		}
 		if e.opts.flags&unix.MS_RDONLY == 0 || e.isBind() {
 			continue
 		}

@@ -68,7 +68,7 @@ func TestParseMountOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := parseMountOptions(tt.options); !reflect.DeepEqual(got, tt.want) {
+			if got, err := parseMountOptions(tt.options); err != nil || !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("parseMountOptions(%q) = %+v, want %+v", tt.options, got, tt.want)
 			}
 		})
@@ -90,7 +90,10 @@ func TestNewMountEntry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newMountEntry(3, tt.m, "/bundle")
+			e, err := newMountEntry(3, tt.m, "/bundle")
+			if err != nil {
+				t.Fatal(err)
+			}
 			if e.fstype != tt.wantType || e.source != tt.wantSource || e.isBind() != tt.wantBind {
 				t.Errorf("got type %q source %q bind %v, want %q %q %v", e.fstype, e.source, e.isBind(), tt.wantType, tt.wantSource, tt.wantBind)
 			}

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -57,6 +58,8 @@ type flagOption struct {
 // mountFlags is runc's table of mount(2) flag options. "defaults" sets
 // nothing. Never mutated.
 var mountFlags = map[string]flagOption{
+	"acl":           {false, unix.MS_POSIXACL},
+	"noacl":         {true, unix.MS_POSIXACL},
 	"async":         {true, unix.MS_SYNCHRONOUS},
 	"atime":         {true, unix.MS_NOATIME},
 	"bind":          {false, unix.MS_BIND},
@@ -143,6 +146,24 @@ func PropagationFlag(name string) (uintptr, error) {
 	return 0, fmt.Errorf("unknown mount propagation %q (use private, rprivate, shared, rshared, slave, rslave, unbindable or runbindable): %w", name, errdefs.ErrInvalidArgument)
 }
 
+// MountOptionNames lists the mount options this package parses (besides
+// filesystem data, which is passed through), sorted: for `features`. The
+// ID-mapping options are left out while mounts cannot be ID-mapped.
+func MountOptionNames() []string {
+	names := []string{"tmpcopyup"}
+	for k := range mountFlags {
+		names = append(names, k)
+	}
+	for k := range propagationFlags {
+		names = append(names, k)
+	}
+	for k := range recursiveAttrs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // ParseMountOptions splits a mount's options as runc does: mount(2) flags
 // (set or cleared), propagation changes, recursive mount_setattr(2)
 // attributes, runc's extensions (tmpcopyup, idmap, ridmap), and everything
@@ -181,14 +202,16 @@ func ParseMountOptions(options []string) (MountOptions, error) {
 				m.RecursiveClear |= a.attr
 				m.RecursiveSet &^= a.attr
 			} else {
-				m.RecursiveSet |= a.attr
-				m.RecursiveClear &^= a.attr
 				if a.attr&unix.MOUNT_ATTR__ATIME == a.attr {
-					// An access-time mode is an enum, not a bit:
-					// mount_setattr(2) wants the whole field cleared
-					// when setting one.
+					// An access-time mode is an enum, not a bit: a later
+					// mode replaces an earlier one, and mount_setattr(2)
+					// wants the whole field cleared when setting one.
+					m.RecursiveSet &^= unix.MOUNT_ATTR__ATIME
 					m.RecursiveClear |= unix.MOUNT_ATTR__ATIME
+				} else {
+					m.RecursiveClear &^= a.attr
 				}
+				m.RecursiveSet |= a.attr
 			}
 			continue
 		}

@@ -85,10 +85,11 @@ func TestParseMountOptions(t *testing.T) {
 		{"idmap", []string{"bind", "idmap"}, MountOptions{Flags: unix.MS_BIND, IDMap: true}},
 		{"ridmap", []string{"rbind", "ridmap"}, MountOptions{Flags: unix.MS_BIND | unix.MS_REC, IDMap: true, IDMapRecursive: true}},
 		{
-			"unknown options are data, in order, even acl",
+			"unknown options are data, in order; acl is runc's MS_POSIXACL",
 			[]string{"lowerdir=/a:/b", "ro", "upperdir=/u", "acl", "workdir=/w"},
-			MountOptions{Flags: unix.MS_RDONLY, Data: "lowerdir=/a:/b,upperdir=/u,acl,workdir=/w"},
+			MountOptions{Flags: unix.MS_RDONLY | unix.MS_POSIXACL, Data: "lowerdir=/a:/b,upperdir=/u,workdir=/w"},
 		},
+		{"noacl clears it", []string{"acl", "noacl"}, MountOptions{ClearFlags: unix.MS_POSIXACL}},
 		{"an option holding a comma list stays whole", []string{"mode=755,size=1k"}, MountOptions{Data: "mode=755,size=1k"}},
 	}
 	for _, tt := range tests {
