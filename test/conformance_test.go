@@ -95,3 +95,43 @@ func TestAddressSpaceLimitWithSeccomp(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q; want the 1 GiB limit and the filter refusing unshare", code, stdout, stderr)
 	}
 }
+
+// TestIDMappedMount bind-mounts a host directory ID-mapped (runtime-spec
+// mounts[].uidMappings with the "idmap" option): a file owned by root on
+// disk shows as uid 1000 through the mount. runc 1.1 has no ID-mapped
+// mounts, so only the runtime under test is run; the case with the
+// container's own user namespace is refused clearly.
+func TestIDMappedMount(t *testing.T) {
+	t.Parallel()
+	src := t.TempDir()
+	if err := os.WriteFile(src+"/f", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(src+"/f", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	rt := testutil.NewRuntime(t, runtimeUnderTest, skiffBin)
+	bundle, spec := testutil.BusyboxBundle(t, "sh", "-c", "stat -c '%u:%g' /mnt/f; grep ' /mnt ' /proc/self/mountinfo")
+	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: src,
+		Options: []string{"bind", "idmap"}, UIDMappings: m, GIDMappings: m})
+	testutil.WriteSpec(t, bundle, spec)
+	id := testutil.ContainerID(t)
+	guard(t, rt, id, bundle, src)
+	stdout, stderr, code := rt.Run(testContext(t, 60*time.Second), "run", "--bundle", bundle, id)
+	if code != 0 || !strings.HasPrefix(stdout, "1000:1000\n") || !strings.Contains(stdout, "idmapped") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want the file as 1000:1000 on an idmapped mount", code, stdout, stderr)
+	}
+
+	// With the container's own user namespace: refused, nothing left.
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	spec.Linux.GIDMappings = spec.Linux.UIDMappings
+	testutil.WriteSpec(t, bundle, spec)
+	id2 := testutil.ContainerID(t)
+	guard(t, rt, id2, bundle, src)
+	_, stderr, code = rt.Run(testContext(t, 60*time.Second), "run", "--bundle", bundle, id2)
+	if code != 1 || !strings.Contains(stderr, "ID-mapped mounts") {
+		t.Errorf("with a user namespace: exit %d, stderr %q; want a clear refusal", code, stderr)
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/skiff-containers/skiff/runtime/cgroups"
 	"github.com/skiff-containers/skiff/runtime/console"
 	"github.com/skiff-containers/skiff/runtime/hooks"
+	"github.com/skiff-containers/skiff/runtime/idmap"
 	"github.com/skiff-containers/skiff/runtime/initproc"
 	"github.com/skiff-containers/skiff/runtime/procattr"
 	"github.com/skiff-containers/skiff/runtime/seccomp"
@@ -316,9 +317,28 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		}
 		files[initproc.EnvConsoleFD] = cs
 	}
+	// ID-mapped mounts: a user namespace fd per distinct mapping, made
+	// here and passed to the init, which maps the mounts with them.
+	idmapFiles, err := idmap.ForMounts(s)
+	if err != nil {
+		return nil, err
+	}
+	defer idmap.CloseAll(idmapFiles)
+	if len(idmapFiles) > 0 && userNS {
+		return nil, fmt.Errorf("mounts: ID-mapped mounts in a container with its own user namespace are not supported by this skiff-runtime yet (the runtime would have to map them before the init enters its namespace): %w", errdefs.ErrNotImplemented)
+	}
+	var extra []*os.File
+	extraIndex := map[*os.File]int{} // a file shared by several mounts is passed once
+	for _, f := range idmapFiles {
+		if _, ok := extraIndex[f]; !ok {
+			extraIndex[f] = len(extra)
+			extra = append(extra, f)
+		}
+	}
 	started := time.Now()
 	sp, err = r.spawn(spawnReq{
-		id: id, what: "init process", dir: bundle, nsReq: req.String(), linux: s.Linux,
+		extra: extra,
+		id:    id, what: "init process", dir: bundle, nsReq: req.String(), linux: s.Linux,
 		preserveFDs: opts.PreserveFDs,
 		files:       files,
 		stdin:       opts.Stdin, stdout: opts.Stdout, stderr: opts.Stderr,
@@ -356,6 +376,12 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		NewCgroupNS:  newCgroupNS,
 		UserNS:       userNS,
 		SeccompBPF:   seccompBPF,
+	}
+	if len(idmapFiles) > 0 {
+		cfg.IDMapFDs = map[int]int{}
+		for i, f := range idmapFiles {
+			cfg.IDMapFDs[i] = sp.extraFDs[extraIndex[f]]
+		}
 	}
 	if cfg.HostMountNS, err = os.Readlink("/proc/self/ns/mnt"); err != nil {
 		return nil, fmt.Errorf("read the runtime's mount namespace: %w", err)

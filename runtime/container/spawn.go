@@ -35,7 +35,10 @@ type spawnReq struct {
 	preserveFDs int
 	// files are passed after the sync socket; each named by the
 	// environment variable that tells the init its fd number.
-	files                 map[string]*os.File
+	files map[string]*os.File
+	// extra files follow the named ones; spawned.extraFDs gives their fd
+	// numbers in the init, in the same order.
+	extra                 []*os.File
 	stdin, stdout, stderr *os.File
 }
 
@@ -49,6 +52,8 @@ type spawned struct {
 	// fork): only we can reap it.
 	proc *os.Process
 	sock *os.File
+	// extraFDs are the fd numbers of spawnReq.extra in the process.
+	extraFDs []int
 }
 
 // exe returns the path to exec as `skiff-runtime init` and a cleanup. By
@@ -113,6 +118,11 @@ func (r *Runtime) spawn(req spawnReq) (_ *spawned, retErr error) {
 		cmd.Env = append(cmd.Env, name+"="+strconv.Itoa(3+len(cmd.ExtraFiles)))
 		cmd.ExtraFiles = append(cmd.ExtraFiles, req.files[name])
 	}
+	var extraFDs []int
+	for _, f := range req.extra {
+		extraFDs = append(extraFDs, 3+len(cmd.ExtraFiles))
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
 	exe, closeExe, err := r.exe(3 + len(cmd.ExtraFiles) + 16)
 	if err != nil {
 		return nil, fmt.Errorf("start %s of container %q: %w", req.what, req.id, err)
@@ -130,7 +140,7 @@ func (r *Runtime) spawn(req spawnReq) (_ *spawned, retErr error) {
 		return nil, fmt.Errorf("start %s of container %q: %w", req.what, req.id, err)
 	}
 	childSock.Close()
-	sp := &spawned{id: req.id, what: req.what, pid: cmd.Process.Pid, proc: cmd.Process, sock: parentSock}
+	sp := &spawned{id: req.id, what: req.what, pid: cmd.Process.Pid, proc: cmd.Process, sock: parentSock, extraFDs: extraFDs}
 	defer func() {
 		if retErr != nil {
 			sp.kill()

@@ -223,12 +223,20 @@ func setupContainer(cfg *Config, tr *tracer, sync io.ReadWriter, consoleSock *os
 		CgroupNS:    cfg.NewCgroupNS,
 		UserNS:      cfg.UserNS,
 		HostMountNS: cfg.HostMountNS,
+		IDMapFDs:    cfg.IDMapFDs,
 	}
 	if cfg.NewMountNS {
 		if err := rootfs.Prepare(rc); err != nil {
 			return err
 		}
 		tr.step("rootfs prepared")
+	}
+	closed := map[int]bool{}
+	for _, fd := range cfg.IDMapFDs {
+		if !closed[fd] {
+			closed[fd] = true
+			_ = unix.Close(fd) // the mounts are mapped; nothing else needs them
+		}
 	}
 	if err := runCreateHooks(cfg, sync); err != nil {
 		return err

@@ -67,6 +67,10 @@ type Config struct {
 	// (seccomp.Filter.MarshalBinary); the init compiles it itself if empty.
 	SeccompBPF []byte `json:"seccompBpf,omitempty"`
 
+	// IDMapFDs maps the index of an ID-mapped mount to the fd (inherited)
+	// of a user namespace carrying its mapping.
+	IDMapFDs map[int]int `json:"idmapFds,omitempty"`
+
 	// filter is linux.seccomp ready to install.
 	filter *seccomp.Filter
 }

@@ -40,6 +40,8 @@ type childRequest struct {
 	Comount, ComountDir string
 	// Script runs with /bin/busybox sh -c inside the container after Finalize.
 	Script string
+	// IDMapFDs is Config.IDMapFDs: fds the child inherits (runChildFiles).
+	IDMapFDs map[int]int
 }
 
 type childMount struct {
@@ -94,7 +96,7 @@ func runChildRequest(path string) (res childResult) {
 			return fail("comount", err)
 		}
 	}
-	c := &Config{Spec: req.Spec, Rootfs: req.Rootfs, NoPivot: req.NoPivot, CgroupPaths: req.CgroupPaths, CgroupNS: req.CgroupNS, UserNS: req.UserNS}
+	c := &Config{Spec: req.Spec, Rootfs: req.Rootfs, NoPivot: req.NoPivot, CgroupPaths: req.CgroupPaths, CgroupNS: req.CgroupNS, UserNS: req.UserNS, IDMapFDs: req.IDMapFDs}
 	if err := prepare(c, req.ForceCgroup2); err != nil {
 		return fail("prepare", err)
 	}
@@ -184,6 +186,12 @@ func runChild(t *testing.T, bundle string, req childRequest) childResult {
 // runChildFlags is runChild with more namespaces (clone flags) for the child.
 func runChildFlags(t *testing.T, bundle string, req childRequest, cloneflags uintptr) childResult {
 	t.Helper()
+	return runChildFiles(t, bundle, req, cloneflags, nil)
+}
+
+// runChildFiles is runChildFlags with files the child inherits as fds 3, 4, ...
+func runChildFiles(t *testing.T, bundle string, req childRequest, cloneflags uintptr, files []*os.File) childResult {
+	t.Helper()
 	data, err := json.Marshal(req)
 	if err != nil {
 		t.Fatal(err)
@@ -197,6 +205,7 @@ func runChildFlags(t *testing.T, bundle string, req childRequest, cloneflags uin
 	cmd.Dir = bundle
 	cmd.Env = append(os.Environ(), childEnv+"="+reqPath)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.ExtraFiles = files
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS | cloneflags}
 	if cloneflags&syscall.CLONE_NEWUSER != 0 {
 		// Root of the new user namespace is the host's root, without the

@@ -20,6 +20,10 @@ type mountEntry struct {
 	source string
 	fstype string
 	opts   mountOptions
+	// idmap: an ID-mapped bind mount ("idmap", "ridmap", or the mount's own
+	// uidMappings/gidMappings), made with the user namespace fd the runtime
+	// passed in Config.IDMapFDs.
+	idmap bool
 }
 
 func (e *mountEntry) isBind() bool { return e.opts.flags&unix.MS_BIND != 0 }
@@ -34,7 +38,9 @@ func (e *mountEntry) name() string {
 
 // newMountEntry parses a spec mount. Relative bind sources are taken relative
 // to cwd, the bundle directory. The type of a bind mount is ignored, as runc
-// does; type "bind" alone also makes a bind mount.
+// does; type "bind" alone also makes a bind mount. An ID-mapped mount that is
+// not a bind mount, or has uidMappings without gidMappings or the reverse, is
+// ErrInvalidArgument.
 func newMountEntry(i int, m specs.Mount, cwd string) (*mountEntry, error) {
 	opts, err := parseMountOptions(m.Options)
 	if err != nil {
@@ -43,6 +49,14 @@ func newMountEntry(i int, m specs.Mount, cwd string) (*mountEntry, error) {
 	e := &mountEntry{index: i, dest: m.Destination, source: m.Source, fstype: m.Type, opts: opts}
 	if e.fstype == "bind" {
 		e.opts.flags |= unix.MS_BIND
+	}
+	own := len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0
+	e.idmap = opts.idmap || own
+	if e.idmap && !e.isBind() {
+		return nil, fmt.Errorf("%s: %w: only bind mounts can be ID-mapped (idmap, ridmap, uidMappings, gidMappings); add \"bind\" or \"rbind\" to the options", e.name(), errdefs.ErrInvalidArgument)
+	}
+	if own && (len(m.UIDMappings) == 0 || len(m.GIDMappings) == 0) {
+		return nil, fmt.Errorf("%s: %w: uidMappings and gidMappings must be given together", e.name(), errdefs.ErrInvalidArgument)
 	}
 	if e.isBind() {
 		e.fstype = "bind"
@@ -266,7 +280,82 @@ func (p *preparer) mountBind(e *mountEntry) (string, error) {
 		return "", err
 	}
 	defer f.Close()
+	if e.idmap {
+		return resolved, p.bindIDMapped(e, f, resolved)
+	}
 	return resolved, p.bindOnto(e, f, resolved)
+}
+
+// idmapFD returns the user namespace fd the runtime passed for e, checking
+// that it is one. Without it the mount cannot be ID-mapped: ErrNotImplemented
+// (the runtime that called Prepare does not support ID-mapped mounts).
+func (p *preparer) idmapFD(e *mountEntry) (int, error) {
+	fd, ok := p.cfg.IDMapFDs[e.index]
+	if !ok || e.index < 0 {
+		return -1, fmt.Errorf("%s: %w: an ID-mapped mount (idmap, ridmap, uidMappings, gidMappings) needs a user namespace fd from the runtime, and none was passed for it (Config.IDMapFDs)", e.name(), errdefs.ErrNotImplemented)
+	}
+	typ, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE)
+	if err != nil || typ != unix.CLONE_NEWUSER {
+		return -1, fmt.Errorf("%s: %w: Config.IDMapFDs gives fd %d, which is not a user namespace (NS_GET_NSTYPE: %#x, %v)", e.name(), errdefs.ErrInvalidArgument, fd, typ, err)
+	}
+	return fd, nil
+}
+
+// bindIDMapped makes an ID-mapped bind mount of e.source on f, as runc 1.2
+// does: clone the source (with its submounts for rbind) into a detached tree
+// with open_tree(2), set MOUNT_ATTR_IDMAP on it with mount_setattr(2) (on
+// every mount of the tree for "ridmap", else on its top only), move it onto
+// the destination's checked handle, then remount it with e's flags like
+// any other bind mount.
+func (p *preparer) bindIDMapped(e *mountEntry, f *os.File, resolved string) error {
+	usernsFD, err := p.idmapFD(e)
+	if err != nil {
+		return err
+	}
+	treeFlags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	if e.opts.flags&unix.MS_REC != 0 {
+		treeFlags |= unix.AT_RECURSIVE
+	}
+	tree, err := unix.OpenTree(unix.AT_FDCWD, e.source, treeFlags)
+	if err != nil {
+		return fmt.Errorf("open_tree(%q, clone): %w", e.source, err)
+	}
+	defer unix.Close(tree)
+	attrFlags := uint(unix.AT_EMPTY_PATH)
+	if e.opts.idmapRecursive {
+		attrFlags |= unix.AT_RECURSIVE
+	}
+	if err := unix.MountSetattr(tree, "", attrFlags, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(usernsFD)}); err != nil {
+		hint := ""
+		if errors.Is(err, unix.EINVAL) {
+			hint = " (does the source's filesystem support ID-mapped mounts on this kernel? is it already ID-mapped?)"
+		}
+		if errors.Is(err, unix.EPERM) && p.cfg.UserNS {
+			hint = " (inside the container's user namespace the init has no privilege over the mapping's namespace: with a user namespace, ID-mapped mounts are not supported yet)"
+		}
+		return fmt.Errorf("set MOUNT_ATTR_IDMAP on the clone of %s: %w%s", e.source, err, hint)
+	}
+	// The destination is the checked handle itself (T_EMPTY_PATH): move_mount
+	// does not follow the /proc fd magic link unless asked to.
+	if err := p.root.withProcfd(f, resolved, func(string) error {
+		if err := unix.MoveMount(tree, "", int(f.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+			return fmt.Errorf("move the ID-mapped clone of %s onto %s: %w", e.source, resolved, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if e.opts.flags&^(unix.MS_BIND|unix.MS_REC|unix.MS_REMOUNT) == 0 {
+		return nil
+	}
+	top, err := p.root.reopen(resolved)
+	if err != nil {
+		return err
+	}
+	defer top.Close()
+	return p.root.withProcfd(top, resolved, func(procfd string) error {
+		return remountBind(procfd, e.opts.flags)
+	})
 }
 
 // bindOnto bind-mounts e.source onto f, then remounts it with e's flags if it

@@ -1,11 +1,8 @@
 package rootfs
 
 import (
-	"fmt"
-
 	"golang.org/x/sys/unix"
 
-	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/runtime/spec"
 )
 
@@ -16,20 +13,21 @@ type mountOptions struct {
 	recAttr     *unix.MountAttr
 	data        string // filesystem-specific options, comma-joined
 	tmpcopyup   bool
+	// idmap and idmapRecursive are "idmap" and "ridmap": see
+	// mountEntry.idmap.
+	idmap, idmapRecursive bool
 }
 
 // parseMountOptions parses an OCI options list with runtime/spec's parser
-// (runc's table), into the form the mount code uses. An option list that
-// asks for an ID-mapped mount is refused: not supported yet.
+// (runc's table), into the form the mount code uses. Whether an "idmap" or
+// "ridmap" can be honoured is decided per mount (newMountEntry, Prepare).
 func parseMountOptions(options []string) (mountOptions, error) {
 	p, err := spec.ParseMountOptions(options)
 	if err != nil {
 		return mountOptions{}, err
 	}
-	if p.IDMap {
-		return mountOptions{}, fmt.Errorf("%w: ID-mapped mounts (idmap, ridmap) are not supported by this skiff-runtime yet", errdefs.ErrNotImplemented)
-	}
-	o := mountOptions{flags: p.Flags, propagation: p.Propagation, data: p.Data, tmpcopyup: p.TmpCopyUp}
+	o := mountOptions{flags: p.Flags, propagation: p.Propagation, data: p.Data, tmpcopyup: p.TmpCopyUp,
+		idmap: p.IDMap, idmapRecursive: p.IDMapRecursive}
 	if p.RecursiveSet != 0 || p.RecursiveClear != 0 {
 		o.recAttr = &unix.MountAttr{Attr_set: p.RecursiveSet, Attr_clr: p.RecursiveClear}
 	}

@@ -40,6 +40,13 @@ type Config struct {
 	// (readlink of the runtime's /proc/self/ns/mnt, e.g. "mnt:[4026531841]").
 	// Empty: pid 1's, or where that can't be read, the parent process's.
 	HostMountNS string
+	// IDMapFDs maps the index in Spec.Mounts of each ID-mapped bind mount
+	// ("idmap", "ridmap", or the mount's own uidMappings/gidMappings) to an
+	// fd, open in this process, on a user namespace carrying the mappings to
+	// apply (see runtime/idmap): the runtime opens them before the init
+	// starts and passes them down. Prepare uses them but does not close them.
+	// An ID-mapped mount without an entry is ErrNotImplemented.
+	IDMapFDs map[int]int
 }
 
 // preparer carries the state of one Prepare call.
@@ -213,11 +220,21 @@ func prepare(c *Config, forceCgroup2 bool) error {
 			p.cgroup2 = true
 		}
 	}
+	// Parse every entry first: a bad one fails before anything is mounted.
+	entries := make([]*mountEntry, 0, len(c.Spec.Mounts))
 	for i, m := range c.Spec.Mounts {
 		e, err := newMountEntry(i, m, cwd)
 		if err != nil {
 			return err
 		}
+		if e.idmap {
+			if _, err := p.idmapFD(e); err != nil {
+				return err
+			}
+		}
+		entries = append(entries, e)
+	}
+	for _, e := range entries {
 		if err := p.mount(e); err != nil {
 			return err
 		}

@@ -61,6 +61,11 @@ func TestParseMountOptions(t *testing.T) {
 			want:    mountOptions{tmpcopyup: true, data: "size=1m"},
 		},
 		{
+			name:    "ridmap",
+			options: []string{"rbind", "ridmap", "ro"},
+			want:    mountOptions{flags: unix.MS_BIND | unix.MS_REC | unix.MS_RDONLY, idmap: true, idmapRecursive: true},
+		},
+		{
 			name:    "defaults is nothing",
 			options: []string{"defaults"},
 			want:    mountOptions{},

@@ -147,10 +147,9 @@ func PropagationFlag(name string) (uintptr, error) {
 }
 
 // MountOptionNames lists the mount options this package parses (besides
-// filesystem data, which is passed through), sorted: for `features`. The
-// ID-mapping options are left out while mounts cannot be ID-mapped.
+// filesystem data, which is passed through), sorted: for `features`.
 func MountOptionNames() []string {
-	names := []string{"tmpcopyup"}
+	names := []string{"tmpcopyup", "idmap", "ridmap"}
 	for k := range mountFlags {
 		names = append(names, k)
 	}

@@ -1,0 +1,17 @@
+// Package idmap owns making user-namespace fds that carry a given ID
+// mapping, for ID-mapped mounts; it must not mount anything.
+//
+// The runtime (the parent, in the host's namespaces) calls UsernsFD or
+// ForMounts before it starts the container's init, and passes the fds down;
+// rootfs uses them in mount_setattr(2) with MOUNT_ATTR_IDMAP.
+//
+// How the user namespace is made: a Go process is multi-threaded and cannot
+// unshare(CLONE_NEWUSER) itself, so UsernsFD starts a throwaway child with
+// CLONE_NEWUSER and the mappings written by os/exec, as runc 1.2 does. The
+// child is started under PTRACE_TRACEME with /proc/self/exe as its program:
+// the kernel stops it with SIGTRAP as soon as execve(2) succeeds, before a
+// single instruction of the new program runs, so the binary's main needs no
+// hook and no helper program (sh, sleep) has to exist. UsernsFD opens
+// /proc/<pid>/ns/user, then kills and reaps the child: the namespace lives on
+// only through the returned fd.
+package idmap
