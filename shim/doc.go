@@ -104,9 +104,14 @@
 //
 // # Memory
 //
-// The monitor idles for the container's lifetime, so it runs with
-// GOMAXPROCS=1, GC percent 25 and a 16 MiB soft memory limit, returns
-// freed memory to the OS once the container is created, and keeps one
-// 8 KiB read buffer per output stream and a goroutine per stream and per
-// client connection, nothing per byte.
+// The monitor idles for the container's lifetime, so it runs with one P
+// from its first instruction (the launcher adds GOMAXPROCS=1 to its
+// environment unless the engine set GOMAXPROCS, and the monitor removes it
+// again before running the runtime), GC percent 25 and a 16 MiB soft
+// memory limit. It does not force a GC after setup: the heap stays below
+// the first GC's goal, and an idle Go process that has never collected is
+// not collected every two minutes either, so an idle container's shim
+// maps no GC state at all. It keeps one 8 KiB read buffer per output
+// stream and a goroutine per stream and per client connection, nothing
+// per byte.
 package shim

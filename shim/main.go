@@ -25,6 +25,13 @@ import (
 // the environment before anything else runs.
 const daemonEnv = "_SKIFF_SHIM_DAEMON"
 
+// maxprocsEnv tells the monitor that the launcher added GOMAXPROCS=1 to
+// its environment, for the Go runtime to start with one P (fewer threads
+// and stacks than a start on every CPU and a switch to one later), and
+// that it must remove GOMAXPROCS again so that the OCI runtime does not
+// inherit it.
+const maxprocsEnv = "_SKIFF_SHIM_UNSET_GOMAXPROCS"
+
 // readyFD is the daemon's end of the readiness pipe.
 const readyFD = 3
 
@@ -36,6 +43,10 @@ const readyFD = 3
 func Main(args []string, stdout, stderr io.Writer) int {
 	if v, ok := os.LookupEnv(daemonEnv); ok {
 		os.Unsetenv(daemonEnv)
+		if _, ok := os.LookupEnv(maxprocsEnv); ok {
+			os.Unsetenv("GOMAXPROCS")
+			os.Unsetenv(maxprocsEnv)
+		}
 		if v != fmt.Sprint(readyFD) {
 			fmt.Fprintln(stderr, "skiff-shim: bad "+daemonEnv)
 			return 2
@@ -111,6 +122,9 @@ func launch(cfg Config, args []string) (string, error) {
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", daemonEnv, readyFD))
+	if _, ok := os.LookupEnv("GOMAXPROCS"); !ok {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1", maxprocsEnv+"=1")
+	}
 	cmd.Dir = "/"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logF, logF
 	cmd.ExtraFiles = []*os.File{w} // fd 3
@@ -134,6 +148,8 @@ func launch(cfg Config, args []string) (string, error) {
 // and serves the control socket until delete or shutdown.
 func runDaemon(cfg Config, ready *os.File) (err error) {
 	// The shim idles for the container's lifetime: one P, a small heap.
+	// (The launcher normally set GOMAXPROCS=1 already, so that the runtime
+	// started with one P; see maxprocsEnv.)
 	runtime.GOMAXPROCS(1)
 	debug.SetGCPercent(25)
 	debug.SetMemoryLimit(16 << 20)
@@ -195,7 +211,11 @@ func runDaemon(cfg Config, ready *os.File) (err error) {
 	}
 	ready.Close()
 	go m.serve()
-	debug.FreeOSMemory()
+	// No debug.FreeOSMemory here: setting up leaves the heap below the
+	// first GC's goal, and the GC's first cycle would map more (its
+	// metadata, mark buffers, a worker's stack) than it gives back. It
+	// would also start the runtime's forced GC every two minutes, which
+	// never runs in a process that has not collected yet.
 	<-m.quit
 	m.close()
 	log.Info("shim exits")
