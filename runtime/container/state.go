@@ -102,7 +102,7 @@ func (r *Runtime) load(id string) (*record, error) {
 			if _, derr := os.Stat(r.dir(id)); derr == nil {
 				return nil, errCreating
 			}
-			return nil, fmt.Errorf("container %q does not exist in %s: %w", id, r.Root, errdefs.ErrNotFound)
+			return nil, fmt.Errorf("container %q does not exist in %s (its containers: list --root %s): %w", id, r.Root, r.Root, errdefs.ErrNotFound)
 		}
 		return nil, fmt.Errorf("read state of container %q: %w", id, err)
 	}
