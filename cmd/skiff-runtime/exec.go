@@ -32,8 +32,11 @@ func execCmd(g *globals) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// As for process.apparmorProfile and process.selinuxLabel in
+			// config.json: without AppArmor or SELinux on the host they are
+			// ignored with a warning.
 			if apparmor != "" || processLabel != "" {
-				return fmt.Errorf("exec: --apparmor and --process-label need AppArmor or SELinux, which this host does not have: %w", errdefs.ErrNotImplemented)
+				g.logger.Warn("exec: --apparmor and --process-label are ignored: this skiff-runtime applies neither AppArmor nor SELinux labels", "apparmor", apparmor, "label", processLabel)
 			}
 			if len(cgroup) > 0 {
 				return fmt.Errorf("exec --cgroup: sub-cgroups for exec are not supported yet: %w", errdefs.ErrNotImplemented)
