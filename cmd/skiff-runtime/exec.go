@@ -33,10 +33,12 @@ func execCmd(g *globals) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// As for process.apparmorProfile and process.selinuxLabel in
-			// config.json: without AppArmor or SELinux on the host they are
-			// ignored with a warning.
-			if apparmor != "" || processLabel != "" {
-				g.logger.Warn("exec: --apparmor and --process-label are ignored: this skiff-runtime applies neither AppArmor nor SELinux labels", "apparmor", apparmor, "label", processLabel)
+			// config.json.
+			if err := container.CheckAppArmor(apparmor, g.logger); err != nil {
+				return &exitError{code: 255, err: err}
+			}
+			if processLabel != "" {
+				g.logger.Warn("exec: --process-label is ignored: this skiff-runtime applies no SELinux labels", "label", processLabel)
 			}
 			if len(cgroup) > 0 {
 				return fmt.Errorf("exec --cgroup: sub-cgroups for exec are not supported yet: %w", errdefs.ErrNotImplemented)

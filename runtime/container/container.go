@@ -94,11 +94,14 @@ func checkSupported(s *specs.Spec, opts *CreateOpts, log *slog.Logger) error {
 	if _, err := procattr.Parse(s); err != nil {
 		return err
 	}
-	if s.Process.ApparmorProfile != "" && !apparmorEnabled() {
-		log.Warn("process.apparmorProfile is ignored: AppArmor is not enabled on this host", "profile", s.Process.ApparmorProfile)
+	if err := CheckAppArmor(s.Process.ApparmorProfile, log); err != nil {
+		return err
 	}
 	if s.Process.SelinuxLabel != "" || (s.Linux != nil && s.Linux.MountLabel != "") {
-		log.Warn("process.selinuxLabel and linux.mountLabel are ignored: SELinux is not supported by this skiff-runtime")
+		if _, err := os.Stat("/sys/fs/selinux/enforce"); err == nil {
+			return fmt.Errorf("process.selinuxLabel / linux.mountLabel: SELinux labels are not supported by this skiff-runtime, and running unlabelled on an SELinux host would be a silent downgrade; remove them or use runc: %w", errdefs.ErrNotImplemented)
+		}
+		log.Warn("process.selinuxLabel and linux.mountLabel are ignored: SELinux is not enabled on this host")
 	}
 	if err := console.CheckSocket(s.Process.Terminal, opts.consoleConn == nil, opts.ConsoleSocket); err != nil {
 		return err
@@ -141,6 +144,22 @@ func (r *Runtime) compileSeccomp(sc *specs.LinuxSeccomp) ([]byte, error) {
 		r.logger().Warn("cannot cache the compiled seccomp filter", "path", path, "err", err)
 	}
 	return b, nil
+}
+
+// CheckAppArmor decides what to do with a requested AppArmor profile: this
+// runtime does not apply profiles, so where AppArmor is enabled a profile is
+// refused (running unconfined instead would be a silent downgrade); where
+// it is not, the profile could not apply anyway and is ignored with a
+// warning, as runc ignores it.
+func CheckAppArmor(profile string, log *slog.Logger) error {
+	if profile == "" {
+		return nil
+	}
+	if apparmorEnabled() {
+		return fmt.Errorf("AppArmor profile %q: applying AppArmor profiles is not supported by this skiff-runtime, and running unconfined instead would be a silent downgrade; remove the profile or use runc: %w", profile, errdefs.ErrNotImplemented)
+	}
+	log.Warn("AppArmor profile ignored: AppArmor is not enabled on this host", "profile", profile)
+	return nil
 }
 
 // apparmorEnabled reports whether the kernel has AppArmor on.
