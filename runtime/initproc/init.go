@@ -10,7 +10,6 @@ package initproc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,11 +69,12 @@ func Main() int {
 		fmt.Fprintf(os.Stderr, "skiff-runtime init: read config from parent: %v\n", err)
 		return 1
 	}
-	var cfg Config
-	if err := json.Unmarshal(payload, &cfg); err != nil {
+	cfgp, err := ReadConfig(payload)
+	if err != nil {
 		_ = WriteMessage(sync, MsgError, []byte("decode init config: "+err.Error()))
 		return 1
 	}
+	cfg := *cfgp
 	if !cfg.Exec && fifoFD < 0 {
 		_ = WriteMessage(sync, MsgError, []byte(EnvFifoFD+" is not set"))
 		return 1
@@ -296,10 +296,8 @@ func setupProcess(cfg *Config, sync io.ReadWriter) (string, error) {
 				return "", err
 			}
 		} else {
-			var err error
-			if f, err = seccomp.Compile(s.Linux.Seccomp); err != nil {
-				return "", fmt.Errorf("linux.seccomp: %w", err)
-			}
+			// The rules only travel compiled: never run unfiltered.
+			return "", errors.New("linux.seccomp is set but the runtime sent no compiled filter")
 		}
 		cfg.filter = f
 	}

@@ -37,10 +37,15 @@ const (
 
 // Config is what the parent tells the init process, as JSON.
 type Config struct {
-	ID           string            `json:"id"`
-	Bundle       string            `json:"bundle"`
-	Rootfs       string            `json:"rootfs"`
-	Spec         *specs.Spec       `json:"spec"`
+	ID     string `json:"id"`
+	Bundle string `json:"bundle"`
+	Rootfs string `json:"rootfs"`
+	// Spec is the container's spec. It crosses to the init as WireSpec:
+	// only the parts the init uses, so that decoding it does not make
+	// encoding/json prepare every runtime-spec type (a few hundred KiB,
+	// i.e. page faults, at every container start).
+	Spec         *specs.Spec       `json:"-"`
+	WireSpec     *wireSpec         `json:"spec"`
 	NoPivot      bool              `json:"noPivot,omitempty"`
 	NoNewKeyring bool              `json:"noNewKeyring,omitempty"`
 	PreserveFDs  int               `json:"preserveFds,omitempty"`
@@ -105,9 +110,86 @@ func ReadMessage(r io.Reader) (byte, []byte, error) {
 	return hdr[0], buf, nil
 }
 
+// wireSpec is the part of the spec the init uses.
+type wireSpec struct {
+	Process     *specs.Process    `json:"process,omitempty"`
+	Root        *specs.Root       `json:"root,omitempty"`
+	Hostname    string            `json:"hostname,omitempty"`
+	Domainname  string            `json:"domainname,omitempty"`
+	Mounts      []specs.Mount     `json:"mounts,omitempty"`
+	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Linux       *wireLinux        `json:"linux,omitempty"`
+}
+
+type wireLinux struct {
+	Devices           []specs.LinuxDevice     `json:"devices,omitempty"`
+	UIDMappings       []specs.LinuxIDMapping  `json:"uidMappings,omitempty"`
+	GIDMappings       []specs.LinuxIDMapping  `json:"gidMappings,omitempty"`
+	Personality       *specs.LinuxPersonality `json:"personality,omitempty"`
+	RootfsPropagation string                  `json:"rootfsPropagation,omitempty"`
+	Sysctl            map[string]string       `json:"sysctl,omitempty"`
+	MaskedPaths       []string                `json:"maskedPaths,omitempty"`
+	ReadonlyPaths     []string                `json:"readonlyPaths,omitempty"`
+	// Seccomp: the filter itself travels compiled (Config.SeccompBPF).
+	Seccomp          bool   `json:"seccomp,omitempty"`
+	ListenerPath     string `json:"listenerPath,omitempty"`
+	ListenerMetadata string `json:"listenerMetadata,omitempty"`
+}
+
+func toWire(s *specs.Spec) *wireSpec {
+	if s == nil {
+		return nil
+	}
+	w := &wireSpec{Process: s.Process, Root: s.Root, Hostname: s.Hostname, Domainname: s.Domainname,
+		Mounts: s.Mounts, Hooks: s.Hooks, Annotations: s.Annotations}
+	if l := s.Linux; l != nil {
+		w.Linux = &wireLinux{Devices: l.Devices, UIDMappings: l.UIDMappings, GIDMappings: l.GIDMappings,
+			Personality: l.Personality, RootfsPropagation: l.RootfsPropagation, Sysctl: l.Sysctl,
+			MaskedPaths: l.MaskedPaths, ReadonlyPaths: l.ReadonlyPaths}
+		if l.Seccomp != nil {
+			w.Linux.Seccomp = true
+			w.Linux.ListenerPath, w.Linux.ListenerMetadata = l.Seccomp.ListenerPath, l.Seccomp.ListenerMetadata
+		}
+	}
+	return w
+}
+
+// spec rebuilds the parts of the spec the init uses. linux.seccomp keeps
+// only the listener: the rules come compiled.
+func (w *wireSpec) spec() *specs.Spec {
+	s := &specs.Spec{Process: w.Process, Root: w.Root, Hostname: w.Hostname, Domainname: w.Domainname,
+		Mounts: w.Mounts, Hooks: w.Hooks, Annotations: w.Annotations}
+	if l := w.Linux; l != nil {
+		s.Linux = &specs.Linux{Devices: l.Devices, UIDMappings: l.UIDMappings, GIDMappings: l.GIDMappings,
+			Personality: l.Personality, RootfsPropagation: l.RootfsPropagation, Sysctl: l.Sysctl,
+			MaskedPaths: l.MaskedPaths, ReadonlyPaths: l.ReadonlyPaths}
+		if l.Seccomp {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{ListenerPath: l.ListenerPath, ListenerMetadata: l.ListenerMetadata}
+		}
+	}
+	return s
+}
+
+// ReadConfig decodes the init's Config.
+func ReadConfig(payload []byte) (*Config, error) {
+	var c Config
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, err
+	}
+	if c.WireSpec == nil || c.WireSpec.Process == nil {
+		return nil, fmt.Errorf("init config has no spec or no process")
+	}
+	c.Spec = c.WireSpec.spec()
+	c.WireSpec = nil
+	return &c, nil
+}
+
 // WriteConfig sends the init its configuration.
 func WriteConfig(w io.Writer, c *Config) error {
-	b, err := json.Marshal(c)
+	wire := *c
+	wire.WireSpec = toWire(c.Spec)
+	b, err := json.Marshal(&wire)
 	if err != nil {
 		return err
 	}
