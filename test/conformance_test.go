@@ -135,3 +135,28 @@ func TestIDMappedMount(t *testing.T) {
 		t.Errorf("with a user namespace: exit %d, stderr %q; want a clear refusal", code, stderr)
 	}
 }
+
+// TestRootfsPropagationUnbindable builds a container whose root is
+// unbindable (linux.rootfsPropagation): the rootfs must still be
+// bind-mounted while it is built, and / ends up unbindable. runc 1.1 fails
+// this (it makes / unbindable before binding the rootfs), so only the
+// runtime under test is run.
+func TestRootfsPropagationUnbindable(t *testing.T) {
+	t.Parallel()
+	for _, prop := range []string{"unbindable", "runbindable"} {
+		prop := prop
+		t.Run(prop, func(t *testing.T) {
+			t.Parallel()
+			rt := testutil.NewRuntime(t, runtimeUnderTest, skiffBin)
+			bundle, spec := testutil.BusyboxBundle(t, "sh", "-c", "awk '$5 == \"/\"' /proc/self/mountinfo")
+			spec.Linux.RootfsPropagation = prop
+			testutil.WriteSpec(t, bundle, spec)
+			id := testutil.ContainerID(t)
+			guard(t, rt, id, bundle)
+			stdout, stderr, code := rt.Run(testContext(t, 60*time.Second), "run", "--bundle", bundle, id)
+			if code != 0 || !strings.Contains(stdout, "unbindable") {
+				t.Errorf("exit %d, / in mountinfo %q, stderr %q; want / unbindable", code, stdout, stderr)
+			}
+		})
+	}
+}

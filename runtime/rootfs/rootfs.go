@@ -195,6 +195,12 @@ func prepare(c *Config, forceCgroup2 bool) error {
 			return err
 		}
 	}
+	if flag&unix.MS_UNBINDABLE != 0 {
+		// An unbindable tree cannot be bind-mounted (the rootfs onto
+		// itself, bind mounts out of it): build it private; Finalize makes
+		// / unbindable after pivot_root.
+		flag = flag&^unix.MS_UNBINDABLE | unix.MS_PRIVATE
+	}
 	if err := unix.Mount("", "/", "", flag, ""); err != nil {
 		return fmt.Errorf("set propagation %#x of /: %w", flag, err)
 	}
