@@ -406,11 +406,16 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		return nil, fmt.Errorf("read the runtime's mount namespace: %w", err)
 	}
 	onHooks := func() error {
-		st := &specs.State{Version: specs.Version, ID: id, Pid: pid, Bundle: bundle, Annotations: s.Annotations}
-		if err := hooks.Run(ctx, hooks.Prestart, s.Hooks.Prestart, st); err != nil {
+		// prestart was defined as running "after the start operation is
+		// called": its state says created, as crun's does and as the OCI
+		// validation suite expects; createRuntime runs while creating.
+		st := func(status specs.ContainerState) *specs.State {
+			return &specs.State{Version: specs.Version, ID: id, Status: status, Pid: pid, Bundle: bundle, Annotations: s.Annotations}
+		}
+		if err := hooks.Run(ctx, hooks.Prestart, s.Hooks.Prestart, st(specs.StateCreated)); err != nil {
 			return err
 		}
-		return hooks.Run(ctx, hooks.CreateRuntime, s.Hooks.CreateRuntime, st)
+		return hooks.Run(ctx, hooks.CreateRuntime, s.Hooks.CreateRuntime, st(specs.StateCreating))
 	}
 	if err := sp.configure(cfg, log, onHooks); err != nil {
 		return nil, err
