@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/skiff-containers/skiff/runtime/spec"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -128,78 +130,10 @@ func copyFile(src, dst string, mode os.FileMode) error {
 // 1.1's default), except that process.terminal is false and process.args is
 // args. The rootfs is "rootfs", relative to the bundle, and read-only.
 func DefaultSpec(args ...string) *specs.Spec {
-	caps := func() []string { return []string{"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"} }
-	return &specs.Spec{
-		Version: "1.0.2-dev",
-		Process: &specs.Process{
-			Terminal: false,
-			User:     specs.User{UID: 0, GID: 0},
-			Args:     append([]string(nil), args...),
-			Env: []string{
-				"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-				"TERM=xterm",
-			},
-			Cwd: "/",
-			Capabilities: &specs.LinuxCapabilities{
-				Bounding:  caps(),
-				Effective: caps(),
-				Permitted: caps(),
-				Ambient:   caps(),
-			},
-			Rlimits: []specs.POSIXRlimit{
-				{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024},
-			},
-			NoNewPrivileges: true,
-		},
-		Root:     &specs.Root{Path: "rootfs", Readonly: true},
-		Hostname: "runc",
-		Mounts: []specs.Mount{
-			{Destination: "/proc", Type: "proc", Source: "proc"},
-			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs",
-				Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
-			{Destination: "/dev/pts", Type: "devpts", Source: "devpts",
-				Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
-			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm",
-				Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
-			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue",
-				Options: []string{"nosuid", "noexec", "nodev"}},
-			{Destination: "/sys", Type: "sysfs", Source: "sysfs",
-				Options: []string{"nosuid", "noexec", "nodev", "ro"}},
-			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup",
-				Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
-		},
-		Linux: &specs.Linux{
-			Resources: &specs.LinuxResources{
-				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
-			},
-			Namespaces: []specs.LinuxNamespace{
-				{Type: specs.PIDNamespace},
-				{Type: specs.NetworkNamespace},
-				{Type: specs.IPCNamespace},
-				{Type: specs.UTSNamespace},
-				{Type: specs.MountNamespace},
-			},
-			MaskedPaths: []string{
-				"/proc/acpi",
-				"/proc/asound",
-				"/proc/kcore",
-				"/proc/keys",
-				"/proc/latency_stats",
-				"/proc/timer_list",
-				"/proc/timer_stats",
-				"/proc/sched_debug",
-				"/sys/firmware",
-				"/proc/scsi",
-			},
-			ReadonlyPaths: []string{
-				"/proc/bus",
-				"/proc/fs",
-				"/proc/irq",
-				"/proc/sys",
-				"/proc/sysrq-trigger",
-			},
-		},
-	}
+	s := spec.Default()
+	s.Process.Terminal = false
+	s.Process.Args = append([]string(nil), args...)
+	return s
 }
 
 // WriteSpec writes spec as bundle/config.json, replacing any previous one.

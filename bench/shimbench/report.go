@@ -1,11 +1,11 @@
 package shimbench
 
 import (
-	"bytes"
 	"fmt"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/skiff-containers/skiff/bench/mdsection"
 )
 
 // Markers delimit the generated part of BENCHMARKS.md; text outside them is
@@ -69,27 +69,8 @@ func (r *Report) Markdown() string {
 	return b.String()
 }
 
-// WriteFile puts the report into path: it replaces the text between
-// BeginMarker and EndMarker if the file has them, else appends the section.
+// WriteFile puts the report into path between BeginMarker and EndMarker
+// (see bench/mdsection).
 func (r *Report) WriteFile(path string) error {
-	section := BeginMarker + "\n" + r.Markdown() + EndMarker + "\n"
-	old, err := os.ReadFile(path)
-	var out []byte
-	switch {
-	case err == nil && bytes.Contains(old, []byte(BeginMarker)) && bytes.Contains(old, []byte(EndMarker)):
-		i := bytes.Index(old, []byte(BeginMarker))
-		j := bytes.Index(old, []byte(EndMarker)) + len(EndMarker)
-		if j < i {
-			return fmt.Errorf("%s: %q comes before %q", path, EndMarker, BeginMarker)
-		}
-		rest := bytes.TrimPrefix(old[j:], []byte("\n"))
-		out = append(append(append([]byte(nil), old[:i]...), section...), rest...)
-	case err == nil:
-		out = append(append(bytes.TrimRight(old, "\n"), "\n\n"...), section...)
-	case os.IsNotExist(err):
-		out = []byte("# Benchmarks\n\n" + section)
-	default:
-		return err
-	}
-	return os.WriteFile(path, out, 0o644)
+	return mdsection.Write(path, BeginMarker, EndMarker, r.Markdown())
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -421,5 +420,3 @@ func printList(w io.Writer, states []*container.State, quiet bool, format string
 	}
 	return tw.Flush()
 }
-
-var _ = context.Background

@@ -176,15 +176,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (err e
 	return err
 }
 
-// created is what create knows of the new container's init.
-type created struct {
-	rec *record
-	// child: the init is our direct child (no fork in nsenter), so only we
-	// can reap it.
-	child bool
-}
-
-func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *created, retErr error) {
+func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *record, retErr error) {
 	log := r.logger().With("id", id)
 	log.Debug("create")
 	if err := spec.ValidateID(id); err != nil {
@@ -449,7 +441,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *cr
 		}
 	}
 	log.Debug("created", "pid", pid, "took", time.Since(started))
-	return &created{rec: rec, child: sp.proc != nil}, nil
+	return rec, nil
 }
 
 func orStd(f, def *os.File) *os.File {
@@ -744,7 +736,7 @@ func (r *Runtime) Run(ctx context.Context, id string, opts CreateOpts, detach bo
 	if err != nil {
 		return 0, err
 	}
-	if err := relay.start(ctx, c.rec.Spec.Process.Terminal, opts.Stdin, opts.Stdout); err != nil {
+	if err := relay.start(ctx, c.Spec.Process.Terminal, opts.Stdin, opts.Stdout); err != nil {
 		_ = r.Delete(ctx, id, true)
 		return 0, err
 	}
@@ -753,13 +745,13 @@ func (r *Runtime) Run(ctx context.Context, id string, opts CreateOpts, detach bo
 		return 0, err
 	}
 	r.logger().Debug("started", "id", id)
-	code, err := waitForward(c.rec.Pid, sigs, relay.active())
+	code, err := waitForward(c.Pid, sigs, relay.active())
 	relay.wait()
 	if err != nil {
 		return 0, fmt.Errorf("container %q: %w", id, err)
 	}
 	r.logger().Debug("container exited", "id", id, "code", code)
-	if err := r.destroy(c.rec, Stopped); err != nil {
+	if err := r.destroy(c, Stopped); err != nil {
 		return code, err
 	}
 	if log := r.logger(); log.Enabled(ctx, slog.LevelDebug) {
