@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BINARIES := skiff-runtime skiff-shim
 
-.PHONY: all build install test deps demo bench vet fmt clean
+.PHONY: all build install test deps demo bench vet fmt clean proto
 
 all: build
 
@@ -38,3 +38,9 @@ bench: deps build
 
 clean:
 	rm -rf $(BINDIR)
+
+# Regenerates api/ from its .proto files (needs protoc, protoc-gen-go and
+# protoc-gen-go-grpc on PATH; the generated code is committed).
+proto:
+	protoc --proto_path=api --go_out=api --go_opt=paths=source_relative \
+		--go-grpc_out=api --go-grpc_opt=paths=source_relative api/skiff/v1/skiff.proto

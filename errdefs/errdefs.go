@@ -39,3 +39,33 @@ func IsFailedPrecondition(err error) bool { return errors.Is(err, ErrFailedPreco
 
 // IsNotImplemented reports whether err is of the not-implemented class.
 func IsNotImplemented(err error) bool { return errors.Is(err, ErrNotImplemented) }
+
+// exitCodeError carries the exit code docker gives a failure to start a
+// container's process: 126 (found but cannot be invoked) or 127 (not found).
+type exitCodeError struct {
+	err  error
+	code int
+}
+
+func (e *exitCodeError) Error() string { return e.err.Error() }
+func (e *exitCodeError) Unwrap() error { return e.err }
+
+// WithExitCode attaches a process exit code to err (which keeps its class),
+// so that the CLI can exit with it: 127 for a program that does not exist,
+// 126 for one that cannot be run. A nil err stays nil.
+func WithExitCode(err error, code int) error {
+	if err == nil {
+		return nil
+	}
+	return &exitCodeError{err: err, code: code}
+}
+
+// ExitCode returns the exit code attached by WithExitCode anywhere in err's
+// chain.
+func ExitCode(err error) (int, bool) {
+	var e *exitCodeError
+	if errors.As(err, &e) {
+		return e.code, true
+	}
+	return 0, false
+}
