@@ -70,19 +70,34 @@ func Start(t testing.TB) *Registry {
 	if _, err := os.Stat(Binary); err != nil {
 		t.Fatalf("the distribution registry is needed for this test: %v (apt-get install docker-registry)", err)
 	}
-	dir := t.TempDir()
+	r, err := Launch(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+// Launch starts a registry storing its data under dir, for programs that
+// are not tests (benchmarks); Close stops it.
+func Launch(dir string) (*Registry, error) {
+	if _, err := os.Stat(Binary); err != nil {
+		return nil, fmt.Errorf("the distribution registry is needed: %w (apt-get install docker-registry)", err)
+	}
 	var lastErr error
 	for range 5 { // a free port may be taken between probe and use
 		r, err := start(dir)
 		if err == nil {
-			t.Cleanup(r.stop)
-			return r
+			return r, nil
 		}
 		lastErr = err
 	}
-	t.Fatalf("start %s: %v", Binary, lastErr)
-	return nil
+	return nil, fmt.Errorf("start %s: %w", Binary, lastErr)
 }
+
+// Close stops the registry (its storage stays in the directory given to
+// Launch).
+func (r *Registry) Close() { r.stop() }
 
 func start(dir string) (*Registry, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
