@@ -17,8 +17,9 @@ import (
 
 // Export writes images as an OCI archive to w: oci-layout, index.json
 // (one entry per image, named with io.containerd.image.name and, when the
-// name has a tag, org.opencontainers.image.ref.name) and every blob
-// reachable from the targets. A blob missing from the store is an
+// name has a tag, org.opencontainers.image.ref.name), every blob
+// reachable from the targets, and docker's manifest.json for the images
+// whose target is a manifest, so that `docker load` reads it too. A blob missing from the store is an
 // ErrNotFound error, returned before anything is written. The archive is
 // deterministic: the same images give the same bytes.
 func Export(ctx context.Context, w io.Writer, store *content.Store, images []Image) error {
@@ -32,6 +33,7 @@ func Export(ctx context.Context, w io.Writer, store *content.Store, images []Ima
 	idx.SchemaVersion = 2
 	var blobs []ocispec.Descriptor
 	seen := map[digest.Digest]bool{}
+	docker := []dockerEntry{}
 	for _, img := range images {
 		t := img.Target
 		if !isManifestType(t.MediaType) && !isIndexType(t.MediaType) {
@@ -54,6 +56,7 @@ func Export(ctx context.Context, w io.Writer, store *content.Store, images []Ima
 		if err != nil {
 			return fmt.Errorf("export: image %q: %w", img.Name, err)
 		}
+		var repoTag string
 		if img.Name != "" {
 			ref, err := reference.ParseDockerRef(img.Name)
 			if err != nil {
@@ -62,17 +65,31 @@ func Export(ctx context.Context, w io.Writer, store *content.Store, images []Ima
 			t.Annotations = map[string]string{AnnotationContainerdImageName: ref.String()}
 			if ref.Tag != "" {
 				t.Annotations[ocispec.AnnotationRefName] = ref.Tag
+				if ref.Digest == "" {
+					repoTag = ref.Familiar()
+				}
 			}
 		} else {
 			t.Annotations = nil
 		}
 		idx.Manifests = append(idx.Manifests, t)
+		if isManifestType(t.MediaType) {
+			e, err := dockerEntryOf(ctx, store, t, repoTag)
+			if err != nil {
+				return fmt.Errorf("export: image %q: %w", img.Name, err)
+			}
+			docker = mergeDockerEntry(docker, e)
+		}
 	}
 	layout, err := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
 	if err != nil {
 		return err
 	}
 	index, err := json.Marshal(idx)
+	if err != nil {
+		return err
+	}
+	dockerManifest, err := json.Marshal(docker)
 	if err != nil {
 		return err
 	}
@@ -86,7 +103,7 @@ func Export(ctx context.Context, w io.Writer, store *content.Store, images []Ima
 	for _, f := range []struct {
 		name string
 		data []byte
-	}{{ocispec.ImageLayoutFile, layout}, {ocispec.ImageIndexFile, index}} {
+	}{{ocispec.ImageLayoutFile, layout}, {ocispec.ImageIndexFile, index}, {"manifest.json", dockerManifest}} {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: 0o644, Size: int64(len(f.data)), ModTime: mtime, Format: tar.FormatPAX}); err != nil {
 			return err
 		}
@@ -102,13 +119,55 @@ func Export(ctx context.Context, w io.Writer, store *content.Store, images []Ima
 	return tw.Close()
 }
 
+// dockerEntry is one image of a `docker save` manifest.json. Its paths
+// point into the OCI layout's blobs, as docker 25 and later write them, so
+// one archive serves both `docker load` and OCI tools.
+type dockerEntry struct {
+	Config   string   `json:"Config"`
+	RepoTags []string `json:"RepoTags"`
+	Layers   []string `json:"Layers"`
+}
+
+func blobPath(d digest.Digest) string { return "blobs/" + d.Algorithm().String() + "/" + d.Encoded() }
+
+func dockerEntryOf(ctx context.Context, store *content.Store, desc ocispec.Descriptor, repoTag string) (dockerEntry, error) {
+	b, err := readBlob(ctx, store, desc)
+	if err != nil {
+		return dockerEntry{}, err
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return dockerEntry{}, invalid("manifest %s: %v", desc.Digest, err)
+	}
+	e := dockerEntry{Config: blobPath(m.Config.Digest), RepoTags: []string{}, Layers: []string{}}
+	if repoTag != "" {
+		e.RepoTags = append(e.RepoTags, repoTag)
+	}
+	for _, l := range m.Layers {
+		e.Layers = append(e.Layers, blobPath(l.Digest))
+	}
+	return e, nil
+}
+
+// mergeDockerEntry adds e, joining the tags of an entry with the same
+// config and layers (one image saved under several names).
+func mergeDockerEntry(entries []dockerEntry, e dockerEntry) []dockerEntry {
+	for i, o := range entries {
+		if o.Config == e.Config && fmt.Sprint(o.Layers) == fmt.Sprint(e.Layers) {
+			entries[i].RepoTags = append(entries[i].RepoTags, e.RepoTags...)
+			return entries
+		}
+	}
+	return append(entries, e)
+}
+
 func exportBlob(ctx context.Context, tw *tar.Writer, store *content.Store, d ocispec.Descriptor, mtime time.Time) error {
 	ra, err := store.ReaderAt(ctx, d)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
 	defer ra.Close()
-	name := "blobs/" + d.Digest.Algorithm().String() + "/" + d.Digest.Encoded()
+	name := blobPath(d.Digest)
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: ra.Size(), ModTime: mtime, Format: tar.FormatPAX}); err != nil {
 		return err
 	}

@@ -485,3 +485,52 @@ func TestOCIName(t *testing.T) {
 		t.Errorf("bad name: err %v, want ErrInvalidArgument", err)
 	}
 }
+
+// TestExportDockerManifest: an exported archive also carries docker's
+// manifest.json, enough on its own for a docker-save reader.
+func TestExportDockerManifest(t *testing.T) {
+	img, oci := busybox(t)
+	ctx := context.Background()
+	s1 := newStore(t)
+	images, err := Import(ctx, bytes.NewReader(oci), s1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Export(ctx, &out, s1, images); err != nil {
+		t.Fatal(err)
+	}
+	var dockerOnly []tEntry
+	var manifest []dockerEntry
+	for _, e := range readEntries(t, out.Bytes()) {
+		switch e.hdr.Name {
+		case ocispec.ImageIndexFile, ocispec.ImageLayoutFile:
+			continue
+		case "manifest.json":
+			if err := json.Unmarshal(e.data, &manifest); err != nil {
+				t.Fatal(err)
+			}
+		}
+		dockerOnly = append(dockerOnly, e)
+	}
+	if len(manifest) != 1 || manifest[0].Config != "blobs/sha256/"+img.Config.Descriptor.Digest.Encoded() ||
+		len(manifest[0].Layers) != 1 || len(manifest[0].RepoTags) != 1 {
+		t.Fatalf("manifest.json = %+v", manifest)
+	}
+	back, err := Import(ctx, bytes.NewReader(writeEntries(t, dockerOnly)), newStore(t))
+	if err != nil {
+		t.Fatalf("import of the archive without index.json (docker's reader): %v", err)
+	}
+	if len(back) != 1 || back[0].Name != images[0].Name {
+		t.Errorf("docker-path import gave %+v, want the name %q", back, images[0].Name)
+	}
+	if _, err := exec.LookPath("skopeo"); err == nil {
+		p := filepath.Join(t.TempDir(), "out.tar")
+		if err := os.WriteFile(p, out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if o, err := exec.Command("skopeo", "inspect", "--raw", "docker-archive:"+p).CombinedOutput(); err != nil {
+			t.Errorf("skopeo cannot read the exported archive as docker-archive: %v\n%s", err, o)
+		}
+	}
+}
