@@ -1,14 +1,11 @@
 package shim
 
 import (
-	"flag"
-	"fmt"
 	"io"
-	"path/filepath"
+	"path"
 	"strings"
 
 	"github.com/skiff-containers/skiff/errdefs"
-	"github.com/skiff-containers/skiff/shim/proto"
 )
 
 // Config is what the engine tells a shim on its command line.
@@ -40,35 +37,109 @@ type Config struct {
 	Debug bool
 }
 
-// stringList is a repeatable flag.
-type stringList []string
+// flagDef is one flag of the command line: a string (set) or a bool
+// (setBool) flag.
+type flagDef struct {
+	name, arg, usage string
+	set              func(string)
+	setBool          func(bool)
+}
 
-func (s *stringList) String() string     { return strings.Join(*s, " ") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
-
-// ParseArgs parses the shim's command line into a Config. Errors are of
-// class errdefs.ErrInvalidArgument; usage goes to usage (may be io.Discard).
-func ParseArgs(args []string, usage io.Writer) (Config, error) {
-	var c Config
-	fs := flag.NewFlagSet("skiff-shim", flag.ContinueOnError)
-	fs.SetOutput(usage)
-	fs.StringVar(&c.ID, "id", "", "container id (required)")
-	fs.StringVar(&c.Bundle, "bundle", "", "OCI bundle directory (required)")
-	fs.StringVar(&c.Runtime, "runtime", "skiff-runtime", "OCI runtime binary (runc's command line)")
-	fs.StringVar(&c.RuntimeRoot, "runtime-root", "", "the runtime's --root (default: the runtime's own)")
-	fs.Var((*stringList)(&c.RuntimeArgs), "runtime-arg", "extra global flag for the runtime (repeatable)")
-	fs.StringVar(&c.StateDir, "state", "", "shim state directory: socket, exit file, shim log (required)")
-	fs.StringVar(&c.LogPath, "log", "", "container log file, CRI format (required)")
-	fs.BoolVar(&c.Terminal, "tty", false, "give the container a pseudo-terminal")
-	fs.BoolVar(&c.Stdin, "stdin", false, "keep the container's stdin open for attach")
-	fs.BoolVar(&c.Debug, "debug", false, "debug-level shim log")
-	if err := fs.Parse(args); err != nil {
-		return c, fmt.Errorf("skiff-shim: %w: %w", errdefs.ErrInvalidArgument, err)
+func (c *Config) flags() []flagDef {
+	str := func(p *string) func(string) { return func(v string) { *p = v } }
+	boolean := func(p *bool) func(bool) { return func(v bool) { *p = v } }
+	return []flagDef{
+		{name: "id", arg: "string", usage: "container id (required)", set: str(&c.ID)},
+		{name: "bundle", arg: "string", usage: "OCI bundle directory (required)", set: str(&c.Bundle)},
+		{name: "runtime", arg: "string", usage: "OCI runtime binary (runc's command line) (default \"skiff-runtime\")", set: str(&c.Runtime)},
+		{name: "runtime-root", arg: "string", usage: "the runtime's --root (default: the runtime's own)", set: str(&c.RuntimeRoot)},
+		{name: "runtime-arg", arg: "value", usage: "extra global flag for the runtime (repeatable)", set: func(v string) { c.RuntimeArgs = append(c.RuntimeArgs, v) }},
+		{name: "state", arg: "string", usage: "shim state directory: socket, exit file, shim log (required)", set: str(&c.StateDir)},
+		{name: "log", arg: "string", usage: "container log file, CRI format (required)", set: str(&c.LogPath)},
+		{name: "tty", usage: "give the container a pseudo-terminal", setBool: boolean(&c.Terminal)},
+		{name: "stdin", usage: "keep the container's stdin open for attach", setBool: boolean(&c.Stdin)},
+		{name: "debug", usage: "debug-level shim log", setBool: boolean(&c.Debug)},
 	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("skiff-shim: %w: unexpected arguments %q (every input is a flag)", errdefs.ErrInvalidArgument, fs.Args())
+}
+
+// ParseArgs parses the shim's command line into a Config, with the syntax
+// of package flag (-name value, --name=value, bool flags without a value).
+// Errors are of class errdefs.ErrInvalidArgument; the error and the usage
+// go to usage (may be io.Discard).
+func ParseArgs(args []string, usage io.Writer) (Config, error) {
+	c := Config{Runtime: "skiff-runtime"}
+	defs := c.flags()
+	fail := func(msg string) (Config, error) {
+		io.WriteString(usage, msg+"\n")
+		printUsage(usage, defs)
+		return c, newError(errdefs.ErrInvalidArgument, "skiff-shim: "+errdefs.ErrInvalidArgument.Error()+": "+msg)
+	}
+	for len(args) > 0 {
+		s := args[0]
+		if len(s) < 2 || s[0] != '-' {
+			break
+		}
+		args = args[1:]
+		name := s[1:]
+		if name[0] == '-' {
+			name = name[1:]
+			if name == "" { // "--" ends the flags
+				break
+			}
+		}
+		if name == "" || name[0] == '-' || name[0] == '=' {
+			return fail("bad flag syntax: " + s)
+		}
+		name, value, hasValue := strings.Cut(name, "=")
+		var def *flagDef
+		for i := range defs {
+			if defs[i].name == name {
+				def = &defs[i]
+			}
+		}
+		if def == nil {
+			if name == "help" || name == "h" {
+				printUsage(usage, defs)
+				return c, newError(errdefs.ErrInvalidArgument, "skiff-shim: "+errdefs.ErrInvalidArgument.Error()+": flag: help requested")
+			}
+			return fail("flag provided but not defined: -" + name)
+		}
+		if def.setBool != nil {
+			v := true
+			if hasValue {
+				var ok bool
+				if v, ok = parseBool(value); !ok {
+					return fail("invalid boolean value " + quote(value) + " for -" + name + ": parse error")
+				}
+			}
+			def.setBool(v)
+			continue
+		}
+		if !hasValue {
+			if len(args) == 0 {
+				return fail("flag needs an argument: -" + name)
+			}
+			value, args = args[0], args[1:]
+		}
+		def.set(value)
+	}
+	if len(args) > 0 {
+		return c, newError(errdefs.ErrInvalidArgument, "skiff-shim: "+errdefs.ErrInvalidArgument.Error()+": unexpected arguments "+quoteList(args)+" (every input is a flag)")
 	}
 	return c, c.Validate()
+}
+
+func printUsage(w io.Writer, defs []flagDef) {
+	var b strings.Builder
+	b.WriteString("Usage of skiff-shim:\n")
+	for _, d := range defs {
+		b.WriteString("  -" + d.name)
+		if d.arg != "" {
+			b.WriteString(" " + d.arg)
+		}
+		b.WriteString("\n    \t" + d.usage + "\n")
+	}
+	io.WriteString(w, b.String())
 }
 
 // maxSocketPath is the longest path a unix socket address holds.
@@ -76,14 +147,14 @@ const maxSocketPath = 107
 
 // Validate checks c.
 func (c Config) Validate() error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("skiff-shim: container %q: %w: "+format, append([]any{c.ID, errdefs.ErrInvalidArgument}, a...)...)
+	bad := func(msg string) error {
+		return newError(errdefs.ErrInvalidArgument, "skiff-shim: container "+quote(c.ID)+": "+errdefs.ErrInvalidArgument.Error()+": "+msg)
 	}
 	switch {
 	case c.ID == "":
 		return bad("--id is required")
 	case strings.ContainsAny(c.ID, "/\x00") || c.ID == "." || c.ID == "..":
-		return bad("--id %q must not contain '/' or be . or ..", c.ID)
+		return bad("--id " + quote(c.ID) + " must not contain '/' or be . or ..")
 	case c.Bundle == "":
 		return bad("--bundle is required")
 	case c.Runtime == "":
@@ -93,16 +164,27 @@ func (c Config) Validate() error {
 	case c.LogPath == "":
 		return bad("--log is required")
 	}
-	for name, p := range map[string]string{"--bundle": c.Bundle, "--state": c.StateDir, "--log": c.LogPath} {
-		if !filepath.IsAbs(p) {
-			return bad("%s %q must be an absolute path", name, p)
+	for _, f := range [...]struct{ name, path string }{{"--bundle", c.Bundle}, {"--state", c.StateDir}, {"--log", c.LogPath}} {
+		if !path.IsAbs(f.path) {
+			return bad(f.name + " " + quote(f.path) + " must be an absolute path")
 		}
 	}
-	if c.RuntimeRoot != "" && !filepath.IsAbs(c.RuntimeRoot) {
-		return bad("--runtime-root %q must be an absolute path", c.RuntimeRoot)
+	if c.RuntimeRoot != "" && !path.IsAbs(c.RuntimeRoot) {
+		return bad("--runtime-root " + quote(c.RuntimeRoot) + " must be an absolute path")
 	}
-	if sock := filepath.Join(c.StateDir, proto.SocketName); len(sock) > maxSocketPath {
-		return bad("socket path %s is %d bytes, longer than a unix socket address holds (%d): use a shorter --state", sock, len(sock), maxSocketPath)
+	if sock := joinPath(c.StateDir, socketName); len(sock) > maxSocketPath {
+		return bad("socket path " + sock + " is " + itoa(len(sock)) + " bytes, longer than a unix socket address holds (" + itoa(maxSocketPath) + "): use a shorter --state")
 	}
 	return nil
+}
+
+// parseBool parses a bool flag's value as strconv.ParseBool does.
+func parseBool(s string) (v, ok bool) {
+	switch s {
+	case "1", "t", "T", "true", "TRUE", "True":
+		return true, true
+	case "0", "f", "F", "false", "FALSE", "False":
+		return false, true
+	}
+	return false, false
 }

@@ -37,7 +37,7 @@ func (l *logFile) write(stream string, partial bool, line []byte) error {
 	if partial {
 		tag = 'P'
 	}
-	b := l.now().UTC().AppendFormat(l.buf[:0], time.RFC3339Nano)
+	b := appendRFC3339(l.buf[:0], l.now(), false)
 	b = append(b, ' ')
 	b = append(b, stream...)
 	b = append(b, ' ', tag, ' ')

@@ -104,14 +104,27 @@
 //
 // # Memory
 //
-// The monitor idles for the container's lifetime, so it runs with one P
-// from its first instruction (the launcher adds GOMAXPROCS=1 to its
-// environment unless the engine set GOMAXPROCS, and the monitor removes it
-// again before running the runtime), GC percent 25 and a 16 MiB soft
-// memory limit. It does not force a GC after setup: the heap stays below
-// the first GC's goal, and an idle Go process that has never collected is
-// not collected every two minutes either, so an idle container's shim
-// maps no GC state at all. It keeps one 8 KiB read buffer per output
-// stream and a goroutine per stream and per client connection, nothing
-// per byte.
+// A shim idles for its container's lifetime, one per container, so its
+// resident memory is kept small. The kernel maps a binary's page cache in
+// whole large folios, so nearly all of a small binary is resident in
+// every process that runs it: the binary's size is most of a shim's RSS.
+// The monitor therefore links no more than the Go runtime, os, time's
+// clock and timers, os/signal and a little of x/sys/unix: no fmt,
+// encoding/json, reflection-driven code, log/slog, flag, os/exec or net.
+// It speaks proto's wire format with its own small encoder and decoder
+// (wire.go, tested against encoding/json and proto), formats its shim log
+// like log/slog's text handler (log.go), and formats times itself. It also
+// avoids the few os and time calls (os.Stat, os.StartProcess,
+// time.After…) whose types would pull time's formatting and time zone
+// code in.
+//
+// It runs with one P from its first instruction (the launcher adds
+// GOMAXPROCS=1 to its environment unless the engine set GOMAXPROCS, and
+// the monitor removes it again before running the runtime), GC percent 25
+// and a 16 MiB soft memory limit. It does not force a GC after setup: the
+// heap stays below the first GC's goal, and an idle Go process that has
+// never collected is not collected every two minutes either, so an idle
+// container's shim maps no GC state at all. It keeps one 8 KiB read
+// buffer per output stream and a goroutine per stream and per client
+// connection, nothing per byte.
 package shim

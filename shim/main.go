@@ -1,23 +1,17 @@
 package shim
 
 import (
-	"bufio"
-	"context"
-	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-containers/skiff/errdefs"
-	"github.com/skiff-containers/skiff/shim/proto"
 )
 
 // daemonEnv marks the detached second process of skiff-shim; its value is
@@ -47,8 +41,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			os.Unsetenv("GOMAXPROCS")
 			os.Unsetenv(maxprocsEnv)
 		}
-		if v != fmt.Sprint(readyFD) {
-			fmt.Fprintln(stderr, "skiff-shim: bad "+daemonEnv)
+		if v != strconv.Itoa(readyFD) {
+			io.WriteString(stderr, "skiff-shim: bad "+daemonEnv+"\n")
 			return 2
 		}
 		cfg, err := ParseArgs(args, io.Discard)
@@ -65,18 +59,18 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	cfg, err := ParseArgs(args, stderr)
 	if err != nil {
 		reportError(stdout, err)
-		fmt.Fprintln(stderr, err)
+		io.WriteString(stderr, err.Error()+"\n")
 		return 1
 	}
 	line, err := launch(cfg, args)
 	if err != nil {
 		reportError(stdout, err)
-		fmt.Fprintln(stderr, err)
+		io.WriteString(stderr, err.Error()+"\n")
 		return 1
 	}
-	fmt.Fprintln(stdout, line)
+	io.WriteString(stdout, line+"\n")
 	if !strings.HasPrefix(line, "ready ") {
-		fmt.Fprintln(stderr, "skiff-shim: "+strings.TrimPrefix(line, "error "))
+		io.WriteString(stderr, "skiff-shim: "+strings.TrimPrefix(line, "error ")+"\n")
 		return 1
 	}
 	return 0
@@ -87,8 +81,13 @@ func reportError(w io.Writer, err error) {
 	if w == nil {
 		return
 	}
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
-	fmt.Fprintf(w, "error %s %s\n", proto.ErrorResponse(err).Class, msg)
+	msg := []byte(err.Error())
+	for i, c := range msg {
+		if c == '\n' {
+			msg[i] = ' '
+		}
+	}
+	io.WriteString(w, "error "+errorClass(err)+" "+string(msg)+"\n")
 }
 
 // launch starts the monitor in a new session, with stdin /dev/null and
@@ -97,13 +96,16 @@ func reportError(w io.Writer, err error) {
 // reparented (to init, or to the nearest subreaper), so the engine's
 // death cannot take it down and the engine has no child to reap.
 func launch(cfg Config, args []string) (string, error) {
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return "", fmt.Errorf("skiff-shim: container %s: make the state directory: %w", cfg.ID, err)
+	fail := func(what string, err error) (string, error) {
+		return "", wrapError(nil, err, "skiff-shim: container "+cfg.ID+": "+what)
 	}
-	shimLog := filepath.Join(cfg.StateDir, proto.ShimLogName)
+	if err := mkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fail("make the state directory", err)
+	}
+	shimLog := joinPath(cfg.StateDir, shimLogName)
 	logF, err := os.OpenFile(shimLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return "", fmt.Errorf("skiff-shim: container %s: open the shim log: %w", cfg.ID, err)
+		return fail("open the shim log", err)
 	}
 	defer logF.Close()
 	devnull, err := os.Open(os.DevNull)
@@ -120,28 +122,59 @@ func launch(cfg Config, args []string) (string, error) {
 	if err != nil {
 		self = "/proc/self/exe"
 	}
-	cmd := exec.Command(self, args...)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", daemonEnv, readyFD))
+	env := append(os.Environ(), daemonEnv+"="+strconv.Itoa(readyFD))
 	if _, ok := os.LookupEnv("GOMAXPROCS"); !ok {
-		cmd.Env = append(cmd.Env, "GOMAXPROCS=1", maxprocsEnv+"=1")
+		env = append(env, "GOMAXPROCS=1", maxprocsEnv+"=1")
 	}
-	cmd.Dir = "/"
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logF, logF
-	cmd.ExtraFiles = []*os.File{w} // fd 3
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
+	// syscall.ForkExec rather than os.StartProcess: see reaper.start.
+	pid, err := syscall.ForkExec(self, append([]string{self}, args...), &syscall.ProcAttr{
+		Dir:   "/",
+		Env:   env,
+		Files: []uintptr{devnull.Fd(), logF.Fd(), logF.Fd(), w.Fd()}, // w is fd 3
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
 	w.Close()
 	if err != nil {
-		return "", fmt.Errorf("skiff-shim: container %s: start the monitor: %w", cfg.ID, err)
+		return fail("start the monitor", &os.PathError{Op: "fork/exec", Path: self, Err: err})
 	}
-	line, err := bufio.NewReaderSize(r, 4096).ReadString('\n')
+	line, err := readLine(r, 4096)
 	line = strings.TrimSpace(line)
 	if err != nil || line == "" {
-		werr := cmd.Wait()
-		return "", fmt.Errorf("skiff-shim: container %s: the monitor exited (%v) before reporting: see %s", cfg.ID, werr, shimLog)
+		var ws unix.WaitStatus
+		why := "exit status unknown"
+		for {
+			_, werr := unix.Wait4(pid, &ws, 0, nil)
+			if werr == unix.EINTR {
+				continue
+			}
+			if werr == nil {
+				why = describeStatus(ws)
+			}
+			break
+		}
+		return "", newError(nil, "skiff-shim: container "+cfg.ID+": the monitor exited ("+why+") before reporting: see "+shimLog)
 	}
-	cmd.Process.Release()
 	return line, nil
+}
+
+// readLine reads up to and including the first "\n" of r (at most max
+// bytes), byte by byte so as not to consume more.
+func readLine(r io.Reader, max int) (string, error) {
+	var line []byte
+	var b [1]byte
+	for len(line) < max {
+		n, err := r.Read(b[:])
+		if n > 0 {
+			line = append(line, b[0])
+			if b[0] == '\n' {
+				return string(line), nil
+			}
+		}
+		if err != nil {
+			return string(line), err
+		}
+	}
+	return string(line), nil
 }
 
 // runDaemon is the monitor: it creates the container, reports on ready,
@@ -154,12 +187,7 @@ func runDaemon(cfg Config, ready *os.File) (err error) {
 	debug.SetGCPercent(25)
 	debug.SetMemoryLimit(16 << 20)
 
-	level := slog.LevelInfo
-	if cfg.Debug {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("id", cfg.ID, "shim", os.Getpid())
-
+	log := newLogger(os.Stderr, cfg.Debug, "id", cfg.ID, "shim", os.Getpid())
 	defer func() {
 		if err != nil {
 			log.Error("shim failed before the container was ready", "err", err)
@@ -168,17 +196,14 @@ func runDaemon(cfg Config, ready *os.File) (err error) {
 		ready.Close()
 	}()
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("container %s: become a child subreaper: %w", cfg.ID, err)
+		return wrapError(nil, err, "container "+cfg.ID+": become a child subreaper")
 	}
-	bin, err := exec.LookPath(cfg.Runtime)
+	bin, err := lookPath(cfg.Runtime)
 	if err != nil {
-		return fmt.Errorf("container %s: runtime %q: %w: %w (install it or pass its path to --runtime)", cfg.ID, cfg.Runtime, errdefs.ErrNotFound, err)
+		return newError(errdefs.ErrNotFound, "container "+cfg.ID+": runtime "+quote(cfg.Runtime)+": "+errdefs.ErrNotFound.Error()+": "+err.Error()+" (install it or pass its path to --runtime)")
 	}
-	if bin, err = filepath.Abs(bin); err != nil {
-		return err
-	}
-	if fi, err := os.Stat(filepath.Join(cfg.Bundle, "config.json")); err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("container %s: bundle %s: %w: no config.json (pass the bundle directory to --bundle)", cfg.ID, cfg.Bundle, errdefs.ErrNotFound)
+	if st, err := stat(joinPath(cfg.Bundle, "config.json")); err != nil || !isRegular(st) {
+		return newError(errdefs.ErrNotFound, "container "+cfg.ID+": bundle "+cfg.Bundle+": "+errdefs.ErrNotFound.Error()+": no config.json (pass the bundle directory to --bundle)")
 	}
 	rp := newReaper()
 	defer rp.stop()
@@ -188,7 +213,7 @@ func runDaemon(cfg Config, ready *os.File) (err error) {
 		reaper: rp,
 		rt: &ociRuntime{
 			bin: bin, root: cfg.RuntimeRoot, args: cfg.RuntimeArgs,
-			logPath: filepath.Join(cfg.StateDir, proto.RuntimeLogName), reaper: rp,
+			logPath: joinPath(cfg.StateDir, runtimeLogName), reaper: rp,
 		},
 		outputDone: make(chan struct{}),
 		exited:     make(chan struct{}),
@@ -198,14 +223,14 @@ func runDaemon(cfg Config, ready *os.File) (err error) {
 	if err := m.listen(); err != nil {
 		return err
 	}
-	if err := m.create(context.Background()); err != nil {
+	if err := m.create(); err != nil {
 		m.close()
 		return err
 	}
 	m.mu.Lock()
 	pid := m.pid
 	m.mu.Unlock()
-	if _, err := fmt.Fprintf(ready, "ready %d %d\n", os.Getpid(), pid); err != nil {
+	if _, err := io.WriteString(ready, "ready "+strconv.Itoa(os.Getpid())+" "+strconv.Itoa(pid)+"\n"); err != nil {
 		// The engine is gone already; keep the container, it can reconnect.
 		log.Warn("could not report readiness", "err", err)
 	}
@@ -220,4 +245,50 @@ func runDaemon(cfg Config, ready *os.File) (err error) {
 	m.close()
 	log.Info("shim exits")
 	return nil
+}
+
+// lookPath finds the runtime binary as os/exec's LookPath does: a name
+// with a slash is used as it is, another is searched for on PATH; the
+// result is made absolute.
+func lookPath(file string) (string, error) {
+	isExec := func(p string) error {
+		st, err := stat(p)
+		if err != nil {
+			return err
+		}
+		if isDir(st) || st.Mode&0o111 == 0 {
+			return &os.PathError{Op: "exec", Path: p, Err: syscall.EACCES}
+		}
+		return nil
+	}
+	abs := func(p string) (string, error) {
+		if path := p; len(path) > 0 && path[0] == '/' {
+			return path, nil
+		}
+		wd, err := syscall.Getwd()
+		if err != nil {
+			return "", err
+		}
+		return joinPath(wd, p), nil
+	}
+	if strings.Contains(file, "/") {
+		if err := isExec(file); err != nil {
+			return "", wrapError(nil, err, "exec: "+quote(file))
+		}
+		return abs(file)
+	}
+	for _, dir := range strings.Split(os.Getenv("PATH"), ":") {
+		if dir == "" {
+			dir = "."
+		}
+		if p := joinPath(dir, file); isExec(p) == nil {
+			if dir == "." || !strings.HasPrefix(dir, "/") {
+				// os/exec refuses a match relative to the current
+				// directory (ErrDot).
+				continue
+			}
+			return abs(p)
+		}
+	}
+	return "", newError(nil, "exec: "+quote(file)+": executable file not found in $PATH")
 }

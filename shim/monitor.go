@@ -1,13 +1,10 @@
 package shim
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-containers/skiff/errdefs"
-	"github.com/skiff-containers/skiff/shim/proto"
 )
 
 const (
@@ -35,7 +31,7 @@ const (
 // control socket.
 type monitor struct {
 	cfg    Config
-	log    *slog.Logger
+	log    *logger
 	rt     *ociRuntime
 	reaper *reaper
 	ln     *os.File
@@ -60,35 +56,41 @@ type monitor struct {
 	mu       sync.Mutex
 	pid      int
 	started  bool
-	exit     *proto.Exit
+	exit     *exitStatus
 	attached map[*attachClient]struct{}
 	writers  sync.WaitGroup // attach writers, flushed before the shim exits
 }
 
-func (m *monitor) socketPath() string { return filepath.Join(m.cfg.StateDir, proto.SocketName) }
+func (m *monitor) socketPath() string { return joinPath(m.cfg.StateDir, socketName) }
 
 // errorf returns an error naming the container, of class class.
-func (m *monitor) errorf(class error, format string, a ...any) error {
-	return fmt.Errorf("container %s: %w: %s", m.cfg.ID, class, fmt.Sprintf(format, a...))
+func (m *monitor) errorf(class error, msg string) error {
+	return containerError(m.cfg.ID, class, msg)
+}
+
+// wrapf returns an error "container ID: what: err", of no class but
+// err's.
+func (m *monitor) wrapf(err error, what string) error {
+	return wrapError(nil, err, "container "+m.cfg.ID+": "+what)
 }
 
 // listen creates the control socket, refusing if a live shim serves it.
 func (m *monitor) listen() error {
 	path := m.socketPath()
 	if socketAnswers(path) {
-		return m.errorf(errdefs.ErrAlreadyExists, "a shim already serves %s: use another --state, or delete that container first", path)
+		return m.errorf(errdefs.ErrAlreadyExists, "a shim already serves "+path+": use another --state, or delete that container first")
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("container %s: remove stale socket %s: %w", m.cfg.ID, path, err)
+		return m.wrapf(err, "remove stale socket "+path)
 	}
 	ln, err := listenUnix(path)
 	if err != nil {
-		return fmt.Errorf("container %s: listen on %s: %w", m.cfg.ID, path, err)
+		return m.wrapf(err, "listen on "+path)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
 		os.Remove(path)
-		return fmt.Errorf("container %s: chmod 0600 %s: %w", m.cfg.ID, path, err)
+		return m.wrapf(err, "chmod 0600 "+path)
 	}
 	m.ln = ln
 	return nil
@@ -96,29 +98,29 @@ func (m *monitor) listen() error {
 
 // create runs the runtime's create with the container's stdio wired, and
 // starts copying its output. On failure nothing of the container remains.
-func (m *monitor) create(ctx context.Context) (err error) {
+func (m *monitor) create() (err error) {
 	logF, err := openContainerLog(m.cfg.LogPath)
 	if err != nil {
-		return fmt.Errorf("container %s: open the container log: %w", m.cfg.ID, err)
+		return m.wrapf(err, "open the container log")
 	}
 	m.logF = logF
 	m.clog = &logFile{w: logF, now: time.Now}
 
-	pidFile := filepath.Join(m.cfg.StateDir, proto.PidFileName)
+	pidFile := joinPath(m.cfg.StateDir, pidFileName)
 	os.Remove(pidFile)
 	args := []string{"create", "--bundle", m.cfg.Bundle, "--pid-file", pidFile}
 	var console *consoleSocket
 	var stdio runtimeStdio
 	if m.cfg.Terminal {
 		if console, err = newConsoleSocket(); err != nil {
-			return fmt.Errorf("container %s: %w", m.cfg.ID, err)
+			return wrapError(nil, err, "container "+m.cfg.ID)
 		}
 		defer console.close()
 		args = append(args, "--console-socket", console.path)
 		m.stdio = &containerStdio{}
 	} else {
 		if m.stdio, err = newPipes(m.cfg.Stdin); err != nil {
-			return fmt.Errorf("container %s: make the stdio pipes: %w", m.cfg.ID, err)
+			return m.wrapf(err, "make the stdio pipes")
 		}
 		stdio = runtimeStdio{stdin: m.stdio.childIn, stdout: m.stdio.childOut, stderr: m.stdio.childErr}
 	}
@@ -140,29 +142,27 @@ func (m *monitor) create(ctx context.Context) (err error) {
 		}()
 	}
 
-	cctx, cancel := context.WithTimeout(ctx, createTimeout)
-	defer cancel()
-	_, cerr := m.rt.run(cctx, stdio, append(args, m.cfg.ID)...)
+	_, cerr := m.rt.run(stdio, append(args, m.cfg.ID)...)
 	m.stdio.closeChild()
 	if cerr != nil {
 		m.cleanupFailedCreate()
-		return m.errorf(errdefs.ErrFailedPrecondition, "runtime create failed: %v (check the bundle %s and the runtime's log %s)", cerr, m.cfg.Bundle, m.rt.logPath)
+		return m.errorf(errdefs.ErrFailedPrecondition, "runtime create failed: "+cerr.Error()+" (check the bundle "+m.cfg.Bundle+" and the runtime's log "+m.rt.logPath+")")
 	}
 	pid, err := readPidFile(pidFile)
 	if err != nil {
 		m.cleanupFailedCreate()
-		return fmt.Errorf("container %s: the runtime's create succeeded but %w", m.cfg.ID, err)
+		return m.wrapf(err, "the runtime's create succeeded but")
 	}
 	if console != nil {
 		var r received
 		select {
 		case r = <-masterC:
-		case <-time.After(consoleTimeout):
-			r.err = fmt.Errorf("the runtime sent no pty master within %v", consoleTimeout)
+		case <-after(consoleTimeout):
+			r.err = newError(nil, "the runtime sent no pty master within "+durationString(consoleTimeout))
 		}
 		if r.err != nil {
 			m.cleanupFailedCreate()
-			return m.errorf(errdefs.ErrFailedPrecondition, "--tty: %v (does config.json have process.terminal true?)", r.err)
+			return m.errorf(errdefs.ErrFailedPrecondition, "--tty: "+r.err.Error()+" (does config.json have process.terminal true?)")
 		}
 		m.stdio.stdout = r.f
 	}
@@ -180,27 +180,25 @@ func (m *monitor) create(ctx context.Context) (err error) {
 
 // cleanupFailedCreate removes whatever a failed create may have left.
 func (m *monitor) cleanupFailedCreate() {
-	ctx, cancel := context.WithTimeout(context.Background(), runtimeTimeout)
-	defer cancel()
-	m.rt.run(ctx, runtimeStdio{}, "delete", "--force", m.cfg.ID)
-	os.Remove(filepath.Join(m.cfg.StateDir, proto.PidFileName))
+	m.rt.run(runtimeStdio{}, "delete", "--force", m.cfg.ID)
+	os.Remove(joinPath(m.cfg.StateDir, pidFileName))
 }
 
-func openContainerLog(path string) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+func openContainerLog(file string) (*os.File, error) {
+	if err := mkdirAll(path.Dir(file), 0o700); err != nil {
 		return nil, err
 	}
-	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o640)
+	return os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o640)
 }
 
 func readPidFile(path string) (int, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("its pid file is unreadable: %w", err)
+		return 0, wrapError(nil, err, "its pid file is unreadable")
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("its pid file %s holds %q, not a pid", path, data)
+	pid, ok := parseInt(strings.TrimSpace(string(data)))
+	if !ok || pid <= 0 {
+		return 0, newError(nil, "its pid file "+path+" holds "+quote(string(data))+", not a pid")
 	}
 	return pid, nil
 }
@@ -216,9 +214,9 @@ func (m *monitor) startOutput() {
 			m.copyOutput(f, stream, frame)
 		}()
 	}
-	copy(m.stdio.stdout, streamStdout, proto.FrameStdout)
+	copy(m.stdio.stdout, streamStdout, frameStdout)
 	if m.stdio.stderr != nil {
-		copy(m.stdio.stderr, streamStderr, proto.FrameStderr)
+		copy(m.stdio.stderr, streamStderr, frameStderr)
 	}
 	go func() {
 		wg.Wait()
@@ -263,7 +261,7 @@ func (m *monitor) copyOutput(f *os.File, stream string, frame byte) {
 // attached clients.
 func (m *monitor) waitExit(ch <-chan unix.WaitStatus) {
 	ws := <-ch
-	e := proto.Exit{Code: ws.ExitStatus(), ExitedAt: time.Now().UTC()}
+	e := exitStatus{Code: ws.ExitStatus(), ExitedAt: time.Now().UTC()}
 	if ws.Signaled() {
 		e.Signal = int(ws.Signal())
 		e.Code = 128 + e.Signal
@@ -271,10 +269,10 @@ func (m *monitor) waitExit(ch <-chan unix.WaitStatus) {
 	m.log.Info("container exited", "code", e.Code, "signal", e.Signal)
 	select {
 	case <-m.outputDone:
-	case <-time.After(drainTimeout):
-		m.log.Warn("container output still open after its init exited; recording the exit anyway", "after", drainTimeout)
+	case <-after(drainTimeout):
+		m.log.Warn("container output still open after its init exited; recording the exit anyway", "after", durationString(drainTimeout))
 	}
-	if err := proto.WriteExitFile(m.cfg.StateDir, e); err != nil {
+	if err := writeExitFile(m.cfg.StateDir, &e); err != nil {
 		m.log.Error("cannot write the exit file", "err", err)
 	}
 	m.mu.Lock()
@@ -291,20 +289,20 @@ func (m *monitor) waitExit(ch <-chan unix.WaitStatus) {
 }
 
 // state returns the container's state.
-func (m *monitor) state() *proto.State {
+func (m *monitor) state() *state {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := &proto.State{
+	s := &state{
 		ID: m.cfg.ID, Pid: m.pid, ShimPid: os.Getpid(), Bundle: m.cfg.Bundle,
-		Terminal: m.cfg.Terminal, Stdin: m.cfg.Stdin, Status: proto.StatusCreated,
+		Terminal: m.cfg.Terminal, Stdin: m.cfg.Stdin, Status: statusCreated,
 	}
 	switch {
 	case m.exit != nil:
-		s.Status = proto.StatusStopped
+		s.Status = statusStopped
 		e := *m.exit
 		s.Exit = &e
 	case m.started:
-		s.Status = proto.StatusRunning
+		s.Status = statusRunning
 	}
 	return s
 }
@@ -318,15 +316,15 @@ func (m *monitor) hasExited() bool {
 	}
 }
 
-func (m *monitor) start(ctx context.Context) error {
+func (m *monitor) start() error {
 	m.mu.Lock()
 	started := m.started
 	m.mu.Unlock()
 	if started || m.hasExited() {
-		return m.errorf(errdefs.ErrFailedPrecondition, "cannot start: it is %s (a container starts once)", m.state().Status)
+		return m.errorf(errdefs.ErrFailedPrecondition, "cannot start: it is "+m.state().Status+" (a container starts once)")
 	}
-	if _, err := m.rt.run(ctx, runtimeStdio{}, "start", m.cfg.ID); err != nil {
-		return m.errorf(errdefs.ErrFailedPrecondition, "runtime start failed: %v", err)
+	if _, err := m.rt.run(runtimeStdio{}, "start", m.cfg.ID); err != nil {
+		return m.errorf(errdefs.ErrFailedPrecondition, "runtime start failed: "+err.Error())
 	}
 	m.mu.Lock()
 	m.started = true
@@ -335,12 +333,12 @@ func (m *monitor) start(ctx context.Context) error {
 	return nil
 }
 
-func (m *monitor) kill(ctx context.Context, sig int, all bool) error {
+func (m *monitor) kill(sig int, all bool) error {
 	if sig == 0 {
 		sig = int(unix.SIGTERM)
 	}
 	if sig < 0 || sig > 64 {
-		return m.errorf(errdefs.ErrInvalidArgument, "kill: signal %d is out of range", sig)
+		return m.errorf(errdefs.ErrInvalidArgument, "kill: signal "+strconv.Itoa(sig)+" is out of range")
 	}
 	if m.hasExited() {
 		return m.errorf(errdefs.ErrFailedPrecondition, "kill: it has exited already (state tells its exit code)")
@@ -349,11 +347,11 @@ func (m *monitor) kill(ctx context.Context, sig int, all bool) error {
 	if all {
 		args = append(args, "--all")
 	}
-	if _, err := m.rt.run(ctx, runtimeStdio{}, append(args, m.cfg.ID, strconv.Itoa(sig))...); err != nil {
+	if _, err := m.rt.run(runtimeStdio{}, append(args, m.cfg.ID, strconv.Itoa(sig))...); err != nil {
 		if m.hasExited() {
 			return m.errorf(errdefs.ErrFailedPrecondition, "kill: it has exited already (state tells its exit code)")
 		}
-		return m.errorf(errdefs.ErrFailedPrecondition, "runtime kill failed: %v", err)
+		return m.errorf(errdefs.ErrFailedPrecondition, "runtime kill failed: "+err.Error())
 	}
 	return nil
 }
@@ -392,7 +390,7 @@ func (m *monitor) writeStdin(p []byte) error {
 	return err
 }
 
-func (m *monitor) resize(r *proto.Resize) error {
+func (m *monitor) resize(r *resize) error {
 	if !m.cfg.Terminal {
 		return m.errorf(errdefs.ErrFailedPrecondition, "resize: the container has no terminal (spawn the shim with --tty)")
 	}
@@ -410,29 +408,29 @@ func (m *monitor) resize(r *proto.Resize) error {
 		return err
 	}
 	if ierr != nil {
-		return fmt.Errorf("container %s: resize its terminal: %w", m.cfg.ID, ierr)
+		return m.wrapf(ierr, "resize its terminal")
 	}
 	return nil
 }
 
 // delete deletes the container in the runtime; the shim exits after
 // answering.
-func (m *monitor) delete(ctx context.Context, force bool) error {
+func (m *monitor) delete(force bool) error {
 	st := m.state()
-	if st.Status == proto.StatusRunning && !force {
+	if st.Status == statusRunning && !force {
 		return m.errorf(errdefs.ErrFailedPrecondition, "cannot delete: it is running (kill it and wait, or delete with force)")
 	}
 	args := []string{"delete"}
-	if force || st.Status != proto.StatusStopped {
+	if force || st.Status != statusStopped {
 		args = append(args, "--force")
 	}
-	if _, err := m.rt.run(ctx, runtimeStdio{}, append(args, m.cfg.ID)...); err != nil {
-		return m.errorf(errdefs.ErrFailedPrecondition, "runtime delete failed: %v", err)
+	if _, err := m.rt.run(runtimeStdio{}, append(args, m.cfg.ID)...); err != nil {
+		return m.errorf(errdefs.ErrFailedPrecondition, "runtime delete failed: "+err.Error())
 	}
 	select {
 	case <-m.exited:
-	case <-time.After(deleteExitTimeout):
-		m.log.Warn("init not reaped after the runtime deleted the container", "after", deleteExitTimeout)
+	case <-after(deleteExitTimeout):
+		m.log.Warn("init not reaped after the runtime deleted the container", "after", durationString(deleteExitTimeout))
 	}
 	m.log.Info("container deleted")
 	return nil
@@ -463,10 +461,10 @@ func (m *monitor) close() {
 	go func() { m.writers.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(time.Second):
+	case <-after(time.Second):
 	}
 	if m.logF != nil {
 		m.logF.Close()
 	}
-	os.Remove(filepath.Join(m.cfg.StateDir, proto.PidFileName))
+	os.Remove(joinPath(m.cfg.StateDir, pidFileName))
 }

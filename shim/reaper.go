@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -76,17 +77,35 @@ func (r *reaper) reap() {
 	}
 }
 
-// start starts a process whose status the caller receives on the channel.
-func (r *reaper) start(argv []string, attr *os.ProcAttr) (*os.Process, <-chan unix.WaitStatus, error) {
+// start starts a process with files as its fds 0, 1, 2…, in dir; the
+// caller receives its status on the channel. (syscall.ForkExec rather than
+// os.StartProcess, which would link os's FileInfo and with it time's
+// formatting code into the shim; see wire.go. Fd makes files blocking for
+// the child, as os.StartProcess does.)
+func (r *reaper) start(argv []string, dir string, files []*os.File) (int, <-chan unix.WaitStatus, error) {
+	fds := make([]uintptr, len(files))
+	for i, f := range files {
+		fds[i] = f.Fd()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p, err := os.StartProcess(argv[0], argv, attr)
+	pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{Dir: dir, Env: syscall.Environ(), Files: fds})
 	if err != nil {
-		return nil, nil, err
+		return 0, nil, &os.PathError{Op: "fork/exec", Path: argv[0], Err: err}
 	}
 	ch := make(chan unix.WaitStatus, 1)
-	r.waiters[p.Pid] = ch
-	return p, ch, nil
+	r.waiters[pid] = ch
+	return pid, ch, nil
+}
+
+// kill sends sig to child pid if it has not been reaped yet (so never to
+// another process that got its pid since).
+func (r *reaper) kill(pid int, sig syscall.Signal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.waiters[pid]; ok {
+		syscall.Kill(pid, sig)
+	}
 }
 
 // claim returns the channel on which the status of child pid (one the shim

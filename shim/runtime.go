@@ -1,22 +1,19 @@
 package shim
 
 import (
-	"bufio"
 	"bytes"
-	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// runtimeTimeout bounds every runtime command but create's wait for the
-// container (which has its own bound, createTimeout).
+// runtimeTimeout bounds every runtime command; createTimeout bounds
+// create's wait for the container's pty master.
 const (
 	runtimeTimeout = 60 * time.Second
 	createTimeout  = 120 * time.Second
@@ -52,9 +49,7 @@ type runtimeStdio struct {
 // run runs the runtime with cmd and returns its stdout. A failure's error
 // carries the runtime's own message (its stderr, else the last error of its
 // log).
-func (r *ociRuntime) run(ctx context.Context, stdio runtimeStdio, cmd ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, runtimeTimeout)
-	defer cancel()
+func (r *ociRuntime) run(stdio runtimeStdio, cmd ...string) ([]byte, error) {
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
@@ -85,9 +80,9 @@ func (r *ociRuntime) run(ctx context.Context, stdio runtimeStdio, cmd ...string)
 	}
 	argv := r.argv(cmd...)
 	logSize := fileSize(r.logPath)
-	p, ch, err := r.reaper.start(argv, &os.ProcAttr{Dir: "/", Files: files})
+	pid, ch, err := r.reaper.start(argv, "/", files)
 	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", r.bin, err)
+		return nil, wrapError(nil, err, "run "+r.bin)
 	}
 	// Our copies of the write ends must go for the reads to see EOF.
 	if outR != nil {
@@ -99,13 +94,17 @@ func (r *ociRuntime) run(ctx context.Context, stdio runtimeStdio, cmd ...string)
 	outC := readAllAsync(outR)
 	errC := readAllAsync(errR)
 	var ws unix.WaitStatus
+	timeout := make(chan struct{})
+	timer := time.AfterFunc(runtimeTimeout, func() { close(timeout) })
+	timedOut := false
 	select {
 	case ws = <-ch:
-	case <-ctx.Done():
-		p.Kill()
+	case <-timeout:
+		timedOut = true
+		r.reaper.kill(pid, unix.SIGKILL)
 		ws = <-ch
 	}
-	p.Release()
+	timer.Stop()
 	stdout, stderr := <-outC, <-errC
 	if ws.Exited() && ws.ExitStatus() == 0 {
 		return stdout, nil
@@ -117,10 +116,10 @@ func (r *ociRuntime) run(ctx context.Context, stdio runtimeStdio, cmd ...string)
 	if msg == "" {
 		msg = describeStatus(ws)
 	}
-	if ctx.Err() != nil {
-		msg += " (killed after " + runtimeTimeout.String() + ")"
+	if timedOut {
+		msg += " (killed after " + durationString(runtimeTimeout) + ")"
 	}
-	return stdout, fmt.Errorf("%s %s: %s", filepath.Base(r.bin), strings.Join(cmd, " "), msg)
+	return stdout, newError(nil, path.Base(r.bin)+" "+strings.Join(cmd, " ")+": "+msg)
 }
 
 // readAllAsync reads f to its end (at most 1 MiB is kept) in a goroutine.
@@ -132,7 +131,12 @@ func readAllAsync(f *os.File) <-chan []byte {
 	}
 	go func() {
 		data, _ := io.ReadAll(io.LimitReader(f, 1<<20))
-		io.Copy(io.Discard, f)
+		buf := make([]byte, 4096)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				break
+			}
+		}
 		ch <- data
 	}()
 	return ch
@@ -142,22 +146,22 @@ func describeStatus(ws unix.WaitStatus) string {
 	if ws.Signaled() {
 		return "killed by signal " + unix.SignalName(ws.Signal())
 	}
-	return fmt.Sprintf("exit status %d", ws.ExitStatus())
+	return "exit status " + strconv.Itoa(ws.ExitStatus())
 }
 
 func fileSize(path string) int64 {
-	fi, err := os.Stat(path)
+	st, err := stat(path)
 	if err != nil {
 		return 0
 	}
-	return fi.Size()
+	return st.Size
 }
 
 // lastLogError returns the message of the last error-level entry of the
 // runtime's JSON log written after offset from (runc's and skiff-runtime's
 // log have "level" and "msg"; crun's too).
-func lastLogError(path string, from int64) string {
-	f, err := os.Open(path)
+func lastLogError(file string, from int64) string {
+	f, err := os.Open(file)
 	if err != nil {
 		return ""
 	}
@@ -165,21 +169,40 @@ func lastLogError(path string, from int64) string {
 	if _, err := f.Seek(from, io.SeekStart); err != nil {
 		return ""
 	}
+	// What one command logs is small; read at most 4 MiB of it.
+	data, _ := io.ReadAll(io.LimitReader(f, 4<<20))
 	var last string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
 		if !bytes.Contains(line, []byte(`"msg"`)) {
 			continue
 		}
-		var e struct {
-			Level string `json:"level"`
-			Msg   string `json:"msg"`
-		}
-		if json.Unmarshal(line, &e) == nil && strings.EqualFold(e.Level, "error") && e.Msg != "" {
-			last = e.Msg
+		if level, msg, ok := parseLogEntry(line); ok && keyIs(level, "error") && msg != "" {
+			last = msg
 		}
 	}
 	return last
+}
+
+// parseLogEntry decodes the "level" and "msg" of one JSON log entry.
+func parseLogEntry(line []byte) (level, msg string, ok bool) {
+	d := &jsonDecoder{b: line}
+	err := d.object(func(key string) error {
+		switch {
+		case keyIs(key, "level"):
+			return d.str(&level)
+		case keyIs(key, "msg"):
+			return d.str(&msg)
+		}
+		return d.skip()
+	})
+	if err == nil {
+		err = d.end()
+	}
+	return level, msg, err == nil
 }

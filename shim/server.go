@@ -1,9 +1,6 @@
 package shim
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -11,7 +8,6 @@ import (
 	"time"
 
 	"github.com/skiff-containers/skiff/errdefs"
-	"github.com/skiff-containers/skiff/shim/proto"
 )
 
 const (
@@ -46,54 +42,53 @@ func (m *monitor) serve() {
 // handle serves the one request of a connection.
 func (m *monitor) handle(conn *os.File) {
 	conn.SetReadDeadline(time.Now().Add(requestTimeout))
-	br := bufio.NewReaderSize(conn, 512)
-	line, err := readLine(br, maxRequest)
+	br := &connReader{r: conn}
+	line, err := br.readLine(maxRequest)
 	if err != nil {
 		conn.Close()
 		return
 	}
 	conn.SetReadDeadline(time.Time{})
-	var req proto.Request
-	if err := json.Unmarshal(line, &req); err != nil {
-		m.reply(conn, proto.ErrorResponse(m.errorf(errdefs.ErrInvalidArgument, "malformed request: %v", err)))
+	req, err := parseRequest(line)
+	if err != nil {
+		m.reply(conn, errorResponse(m.errorf(errdefs.ErrInvalidArgument, "malformed request: "+err.Error())))
 		conn.Close()
 		return
 	}
 	m.log.Debug("request", "op", req.Op)
-	ctx := context.Background()
-	var resp proto.Response
+	var resp response
 	var after func()
 	switch req.Op {
-	case proto.OpState:
+	case opState:
 		resp.State = m.state()
-	case proto.OpStart:
-		err = m.start(ctx)
-	case proto.OpKill:
-		err = m.kill(ctx, req.Signal, req.All)
-	case proto.OpWait:
+	case opStart:
+		err = m.start()
+	case opKill:
+		err = m.kill(req.Signal, req.All)
+	case opWait:
 		resp.Exit, err = m.wait(conn)
-	case proto.OpAttach:
+	case opAttach:
 		m.attach(conn, br, req)
 		return // attach owns conn
-	case proto.OpCloseStdin:
+	case opCloseStdin:
 		err = m.closeStdin()
-	case proto.OpResize:
+	case opResize:
 		err = m.resize(req.Resize)
-	case proto.OpDelete:
-		if err = m.delete(ctx, req.Force); err == nil {
+	case opDelete:
+		if err = m.delete(req.Force); err == nil {
 			resp.State = m.state()
 			after = m.requestQuit
 		}
-	case proto.OpShutdown:
+	case opShutdown:
 		if err = m.shutdown(req.Force); err == nil {
 			after = m.requestQuit
 		}
 	default:
-		err = m.errorf(errdefs.ErrNotImplemented, "unknown request %q (known: state, start, kill, wait, attach, close-stdin, resize, delete, shutdown)", req.Op)
+		err = m.errorf(errdefs.ErrNotImplemented, "unknown request "+quote(req.Op)+" (known: state, start, kill, wait, attach, close-stdin, resize, delete, shutdown)")
 	}
 	if err != nil {
 		m.log.Warn("request failed", "op", req.Op, "err", err)
-		resp = proto.ErrorResponse(err)
+		resp = errorResponse(err)
 	}
 	m.reply(conn, resp)
 	conn.Close()
@@ -102,36 +97,69 @@ func (m *monitor) handle(conn *os.File) {
 	}
 }
 
-func (m *monitor) reply(conn conn, resp proto.Response) {
-	data, err := json.Marshal(resp)
-	if err != nil {
-		data, _ = json.Marshal(proto.ErrorResponse(err))
-	}
+func (m *monitor) reply(conn conn, resp response) {
+	data := resp.appendJSON(make([]byte, 0, 256))
 	conn.SetWriteDeadline(time.Now().Add(attachWriteTimeout))
 	conn.Write(append(data, '\n'))
 	conn.SetWriteDeadline(time.Time{})
 }
 
+// connReader is a connection's buffered reader: the request line, then
+// (attach) the client's frames, which may have come in the same read.
+type connReader struct {
+	r    io.Reader
+	buf  []byte
+	i, n int
+}
+
 // readLine reads one "\n"-terminated line of at most max bytes.
-func readLine(br *bufio.Reader, max int) ([]byte, error) {
+func (b *connReader) readLine(max int) ([]byte, error) {
+	if b.buf == nil {
+		b.buf = make([]byte, 512)
+	}
 	var line []byte
 	for {
-		chunk, err := br.ReadSlice('\n')
-		line = append(line, chunk...)
+		if b.i == b.n {
+			n, err := b.r.Read(b.buf)
+			if n == 0 {
+				if err == nil {
+					err = io.ErrNoProgress
+				}
+				return nil, err
+			}
+			b.i, b.n = 0, n
+		}
+		chunk := b.buf[b.i:b.n]
+		end := len(chunk)
+		for j, c := range chunk {
+			if c == '\n' {
+				end = j + 1
+				break
+			}
+		}
+		line = append(line, chunk[:end]...)
+		b.i += end
 		if len(line) > max {
 			return nil, errors.New("request too long")
 		}
-		if err == nil {
+		if line[len(line)-1] == '\n' {
 			return line, nil
-		}
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			return nil, err
 		}
 	}
 }
 
+// Read reads what is buffered, then from the connection.
+func (b *connReader) Read(p []byte) (int, error) {
+	if b.i < b.n {
+		n := copy(p, b.buf[b.i:b.n])
+		b.i += n
+		return n, nil
+	}
+	return b.r.Read(p)
+}
+
 // wait blocks until the exit is recorded, or the client goes away.
-func (m *monitor) wait(conn conn) (*proto.Exit, error) {
+func (m *monitor) wait(conn conn) (*exitStatus, error) {
 	gone := make(chan struct{})
 	go func() {
 		var b [1]byte
@@ -156,7 +184,7 @@ type attachClient struct {
 	mu     sync.Mutex
 	q      chan outFrame
 	closed bool
-	exit   *proto.Exit
+	exit   *exitStatus
 }
 
 type outFrame struct {
@@ -184,7 +212,7 @@ func (c *attachClient) send(typ byte, data []byte) bool {
 
 // finish ends the stream: the writer sends what is queued, then the exit
 // frame if e is not nil, then closes the connection.
-func (c *attachClient) finish(e *proto.Exit) {
+func (c *attachClient) finish(e *exitStatus) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -203,7 +231,7 @@ func (c *attachClient) writer() {
 			return
 		}
 		c.conn.SetWriteDeadline(time.Now().Add(attachWriteTimeout))
-		if err := proto.WriteFrame(c.conn, typ, data); err != nil {
+		if err := writeFrame(c.conn, typ, data); err != nil {
 			failed = true
 			c.mu.Lock()
 			if !c.closed {
@@ -220,8 +248,7 @@ func (c *attachClient) writer() {
 	e := c.exit
 	c.mu.Unlock()
 	if e != nil {
-		data, _ := json.Marshal(e)
-		write(proto.FrameExit, data)
+		write(frameExit, e.appendJSON(nil))
 	}
 }
 
@@ -242,14 +269,14 @@ func (m *monitor) broadcast(typ byte, p []byte) {
 }
 
 // attach serves an attach connection: output frames out, input frames in.
-func (m *monitor) attach(conn *os.File, br *bufio.Reader, req proto.Request) {
+func (m *monitor) attach(conn *os.File, br *connReader, req request) {
 	if req.Stdin && !m.cfg.Stdin {
-		m.reply(conn, proto.ErrorResponse(m.errorf(errdefs.ErrFailedPrecondition, "attach: stdin requested but the shim was spawned without --stdin")))
+		m.reply(conn, errorResponse(m.errorf(errdefs.ErrFailedPrecondition, "attach: stdin requested but the shim was spawned without --stdin")))
 		conn.Close()
 		return
 	}
 	c := &attachClient{conn: conn, q: make(chan outFrame, attachQueue)}
-	m.reply(conn, proto.Response{State: m.state()})
+	m.reply(conn, response{State: m.state()})
 	m.mu.Lock()
 	exit := m.exit
 	if exit == nil {
@@ -271,7 +298,7 @@ func (m *monitor) attach(conn *os.File, br *bufio.Reader, req proto.Request) {
 	// when a write fails.
 	buf := make([]byte, 0, 4096)
 	for {
-		typ, payload, err := proto.ReadFrame(br, buf)
+		typ, payload, err := readFrame(br, buf)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
 				m.log.Debug("attach input ended", "err", err)
@@ -279,19 +306,18 @@ func (m *monitor) attach(conn *os.File, br *bufio.Reader, req proto.Request) {
 			return
 		}
 		switch typ {
-		case proto.FrameStdin:
+		case frameStdin:
 			if req.Stdin {
 				if err := m.writeStdin(payload); err != nil {
 					m.log.Debug("attach: write stdin", "err", err)
 				}
 			}
-		case proto.FrameStdinEOF:
+		case frameStdinEOF:
 			if req.Stdin && req.CloseStdinOnEOF {
 				m.closeStdin()
 			}
-		case proto.FrameResize:
-			var r proto.Resize
-			if json.Unmarshal(payload, &r) == nil {
+		case frameResize:
+			if r, err := parseResize(payload); err == nil {
 				if err := m.resize(&r); err != nil {
 					m.log.Debug("attach: resize", "err", err)
 				}

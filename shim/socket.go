@@ -2,9 +2,7 @@ package shim
 
 import (
 	"errors"
-	"fmt"
 	"os"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -55,7 +53,7 @@ func accept(l *os.File) (*os.File, error) {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("accept: %w (%v)", os.ErrClosed, err)
+		return nil, newError(os.ErrClosed, "accept: "+os.ErrClosed.Error()+" ("+err.Error()+")")
 	}
 	if aerr != nil {
 		return nil, os.NewSyscallError("accept4", aerr)
@@ -73,11 +71,7 @@ func socketAnswers(path string) bool {
 	return unix.Connect(fd, &unix.SockaddrUnix{Name: path}) == nil
 }
 
-// conn is what the server needs of a connection (an *os.File socket).
-type conn interface {
-	Read([]byte) (int, error)
-	Write([]byte) (int, error)
-	Close() error
-	SetReadDeadline(time.Time) error
-	SetWriteDeadline(time.Time) error
-}
+// conn is a connection: an *os.File socket. (Not an interface of its
+// methods: an interface with a time.Time parameter would link time's
+// formatting code into the shim, see wire.go.)
+type conn = *os.File

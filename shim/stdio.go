@@ -2,9 +2,8 @@ package shim
 
 import (
 	"errors"
-	"fmt"
 	"os"
-	"path/filepath"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -75,15 +74,15 @@ type consoleSocket struct {
 }
 
 func newConsoleSocket() (*consoleSocket, error) {
-	dir, err := os.MkdirTemp("", "skiff-shim-console-")
+	dir, err := mkdirTemp("skiff-shim-console-")
 	if err != nil {
-		return nil, fmt.Errorf("make the console socket's directory: %w", err)
+		return nil, wrapError(nil, err, "make the console socket's directory")
 	}
-	path := filepath.Join(dir, "c.sock")
+	path := joinPath(dir, "c.sock")
 	ln, err := listenUnix(path)
 	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("listen on console socket %s: %w", path, err)
+		os.Remove(dir)
+		return nil, wrapError(nil, err, "listen on console socket "+path)
 	}
 	return &consoleSocket{dir: dir, path: path, ln: ln}, nil
 }
@@ -95,7 +94,7 @@ func (c *consoleSocket) receive(timeout time.Duration) (*os.File, error) {
 	c.ln.SetReadDeadline(time.Now().Add(timeout))
 	conn, err := accept(c.ln)
 	if err != nil {
-		return nil, fmt.Errorf("console socket: the runtime did not connect within %v: %w", timeout, err)
+		return nil, wrapError(nil, err, "console socket: the runtime did not connect within "+durationString(timeout))
 	}
 	defer conn.Close()
 	conn.SetReadDeadline(time.Now().Add(timeout))
@@ -119,11 +118,11 @@ func (c *consoleSocket) receive(timeout time.Duration) (*os.File, error) {
 		err = rerr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("console socket: read the runtime's message: %w", err)
+		return nil, wrapError(nil, err, "console socket: read the runtime's message")
 	}
 	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 	if err != nil {
-		return nil, fmt.Errorf("console socket: parse the control message: %w", err)
+		return nil, wrapError(nil, err, "console socket: parse the control message")
 	}
 	var fds []int
 	for i := range msgs {
@@ -140,12 +139,37 @@ func (c *consoleSocket) receive(timeout time.Duration) (*os.File, error) {
 	unix.CloseOnExec(fds[0])
 	if err := unix.SetNonblock(fds[0], true); err != nil {
 		unix.Close(fds[0])
-		return nil, fmt.Errorf("console socket: make the pty master non-blocking: %w", err)
+		return nil, wrapError(nil, err, "console socket: make the pty master non-blocking")
 	}
 	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }
 
 func (c *consoleSocket) close() {
 	c.ln.Close()
-	os.RemoveAll(c.dir)
+	os.Remove(c.path)
+	os.Remove(c.dir)
+}
+
+// mkdirTemp makes a new directory (0700) named prefix and a random suffix
+// in os.TempDir, as os.MkdirTemp does (which would link os.Stat and, with
+// its FileInfo, time's formatting code: see wire.go).
+func mkdirTemp(prefix string) (string, error) {
+	for try := 0; ; try++ {
+		var rnd [8]byte
+		if _, err := unix.Getrandom(rnd[:], 0); err != nil {
+			return "", err
+		}
+		name := prefix
+		for _, b := range rnd {
+			name += string("0123456789abcdef"[b>>4]) + string("0123456789abcdef"[b&0xf])
+		}
+		dir := joinPath(os.TempDir(), name)
+		err := syscall.Mkdir(dir, 0o700)
+		if err == nil {
+			return dir, nil
+		}
+		if err != syscall.EEXIST || try == 100 {
+			return "", &os.PathError{Op: "mkdirtemp", Path: dir, Err: err}
+		}
+	}
 }
