@@ -16,8 +16,33 @@ type RestartPolicy struct {
 	MaxRetries int    `json:"maxRetries,omitempty"`
 }
 
-// Container is a container record. It describes the container; its running
-// state belongs to the runtime and shim, not to this store.
+// ContainerState is the engine's last record of a container's lifecycle:
+// what it saw happen (started, exited with a code, being removed), so that
+// it survives the engine's restarts and the container's shim. The live
+// truth while a container runs belongs to its shim and runtime; the engine
+// writes this at each transition.
+type ContainerState struct {
+	// Status uses docker's words: "created", "running", "paused",
+	// "exited", "dead", "removing".
+	Status string `json:"status,omitempty"`
+	// Pid is the host pid of the container's init while it runs.
+	Pid int `json:"pid,omitempty"`
+	// ExitCode is the last exit status (128+N when killed by signal N), or
+	// docker's 126/127 when the process could not be started.
+	ExitCode int `json:"exitCode,omitempty"`
+	// ExitKnown is false when the container died unobserved (its shim
+	// was gone and left no exit file).
+	ExitKnown bool `json:"exitKnown,omitempty"`
+	// Error says why the container could not start, if it could not.
+	Error        string    `json:"error,omitempty"`
+	StartedAt    time.Time `json:"startedAt,omitzero"`
+	FinishedAt   time.Time `json:"finishedAt,omitzero"`
+	RestartCount int       `json:"restartCount,omitempty"`
+}
+
+// Container is a container record. It describes the container and the
+// engine's last record of its lifecycle (State); the live running state
+// belongs to the runtime and shim, not to this store.
 type Container struct {
 	// ID is the container id (letters, digits, "._-").
 	ID string `json:"id"`
@@ -42,6 +67,13 @@ type Container struct {
 	RestartPolicy RestartPolicy `json:"restartPolicy,omitzero"`
 	LogPath       string        `json:"logPath,omitempty"`
 	StopSignal    string        `json:"stopSignal,omitempty"`
+	// ImageID is the image's config digest (docker's IMAGE ID).
+	ImageID string `json:"imageID,omitempty"`
+	// Config is the engine's create configuration as raw JSON, stored
+	// byte for byte (opaque here); if set it must be valid JSON.
+	Config []byte `json:"config,omitempty"`
+	// State is the engine's record of the container's lifecycle.
+	State ContainerState `json:"state,omitzero"`
 }
 
 const kindContainer = "container"
@@ -65,6 +97,9 @@ func validateContainer(ns string, c *Container) error {
 	}
 	if len(c.Spec) > 0 && !json.Valid(c.Spec) {
 		return fail("spec is not valid JSON")
+	}
+	if len(c.Config) > 0 && !json.Valid(c.Config) {
+		return fail("config is not valid JSON")
 	}
 	switch c.RestartPolicy.Name {
 	case "", "no", "always", "unless-stopped":
@@ -193,9 +228,9 @@ func (t *Tx) ListContainers(ns string, filter func(Container) bool) ([]Container
 // UpdateContainer updates the stored container c.ID. With no fieldPaths every
 // field but ID and CreatedAt is replaced by c's; otherwise only the listed
 // ones: "name", "image", "snapshotkey", "snapshotter", "runtime", "spec",
-// "restartpolicy", "logpath", "stopsignal", "labels", "labels.<key>" (an
-// empty or absent value deletes that key). Renaming keeps names unique
-// (ErrAlreadyExists). UpdatedAt is set.
+// "restartpolicy", "logpath", "stopsignal", "imageid", "config", "state",
+// "labels", "labels.<key>" (an empty or absent value deletes that key).
+// Renaming keeps names unique (ErrAlreadyExists). UpdatedAt is set.
 func (t *Tx) UpdateContainer(ns string, c Container, fieldPaths ...string) (Container, error) {
 	if err := ValidateID(kindContainer, c.ID); err != nil {
 		return Container{}, fmt.Errorf("namespace %q: %w", ns, err)
@@ -233,6 +268,12 @@ func (t *Tx) UpdateContainer(ns string, c Container, fieldPaths ...string) (Cont
 			next.LogPath = c.LogPath
 		case "stopsignal":
 			next.StopSignal = c.StopSignal
+		case "imageid":
+			next.ImageID = c.ImageID
+		case "config":
+			next.Config = c.Config
+		case "state":
+			next.State = c.State
 		default:
 			if !applyLabelPaths(p, &next.Labels, c.Labels) {
 				return Container{}, recordErr(ns, kindContainer, c.ID, fmt.Errorf("cannot update field %q: %w", p, errdefs.ErrInvalidArgument))
