@@ -4,7 +4,7 @@ BINDIR  ?= bin
 PREFIX  ?= /usr/local
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-BINARIES := skiff-runtime skiff-shim
+BINARIES := skiff-runtime skiff-shim skiffd skiff
 
 .PHONY: all build install test deps demo bench vet fmt clean proto
 
@@ -21,10 +21,10 @@ deps:
 	./hack/deps.sh
 
 # Sets up this machine and runs a container from the built-in default image
-# (a busybox bundle made from the host's static busybox).
+# (a busybox image made from the host's static busybox): starts skiffd if
+# none is serving, loads the image, and runs it with `skiff run --rm`.
 demo: deps build
-	./hack/busybox-bundle.sh /tmp/skiff-demo
-	$(BINDIR)/skiff-runtime --root /run/skiff-runtime run --bundle /tmp/skiff-demo demo-$$$$
+	./hack/demo.sh $(BINDIR)
 
 vet:
 	$(GO) vet ./...
@@ -35,6 +35,7 @@ test: deps build vet
 
 bench: deps build
 	$(GO) run ./bench/cmd/runtimebench -out BENCHMARKS.md
+	$(GO) run ./bench/cmd/enginebench -bin $(BINDIR) -out BENCHMARKS.md
 
 clean:
 	rm -rf $(BINDIR)
