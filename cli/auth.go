@@ -238,6 +238,14 @@ func (a *app) loginCommand() *cobra.Command {
 			if pass == "" {
 				return &statusError{code: exitGeneral, msg: "Error: Password Required"}
 			}
+			ctx, cl, err := a.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if _, err := cl.images.Login(ctx, &skiffv1.LoginRequest{Server: server,
+				Auth: &skiffv1.RegistryAuth{Username: user, Password: pass}}); err != nil {
+				return a.fromDaemon(err)
+			}
 			c, err := loadDockerConfig(a.env)
 			if err != nil {
 				return err
@@ -250,8 +258,6 @@ func (a *app) loginCommand() *cobra.Command {
 			if err := c.save(); err != nil {
 				return err
 			}
-			// skiffd has no RPC to check credentials: they are stored
-			// unverified and used by the next pull.
 			fmt.Fprintf(a.env.Stderr, "WARNING! Your credentials are stored unencrypted in '%s'.\n", c.path)
 			fmt.Fprintln(a.env.Stdout, "Login Succeeded")
 			return nil

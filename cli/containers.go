@@ -252,14 +252,14 @@ func (a *app) stopCommand() *cobra.Command {
 		Args:  minArgs(1),
 	}
 	timeout := timeoutFlag(cmd)
-	cmd.Flags().StringVarP(&signal, "signal", "s", "", "Signal to send (not supported by skiffd's Stop: the container's stop signal is used)")
+	cmd.Flags().StringVarP(&signal, "signal", "s", "", "Signal to send instead of the container's stop signal")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ctx, c, err := a.connect(cmd.Context())
 		if err != nil {
 			return err
 		}
 		return a.eachArg(args, func(id string) error {
-			if _, err := c.containers.Stop(ctx, &skiffv1.StopContainerRequest{Id: id, Timeout: timeout()}); err != nil {
+			if _, err := c.containers.Stop(ctx, &skiffv1.StopContainerRequest{Id: id, Timeout: timeout(), Signal: signal}); err != nil {
 				return a.fromDaemon(err)
 			}
 			fmt.Fprintln(a.env.Stdout, id)

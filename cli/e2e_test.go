@@ -59,9 +59,16 @@ func TestPullSendsDockerConfigAuth(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("login 2: %+v", r)
 	}
+	r = runCLI(t, sock, "", env, "login", "-u", "mallory", "-p", "guess", "other.example.com")
+	if r.code != 1 || !strings.Contains(r.stderr, "incorrect username or password") {
+		t.Errorf("login with a wrong password: want exit 1 and the registry's refusal: %+v", r)
+	}
 	b, err := os.ReadFile(filepath.Join(cfgDir, "config.json"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "other.example.com") {
+		t.Errorf("refused credentials were stored: %s", b)
 	}
 	var cfg struct {
 		Auths map[string]struct{ Auth string } `json:"auths"`

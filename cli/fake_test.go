@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	skiffv1 "github.com/skiff-containers/skiff/api/skiff/v1"
@@ -470,4 +472,13 @@ func runCLI(t *testing.T, socket, stdin string, env map[string]string, args ...s
 	defer cancel()
 	code := Run(ctx, e, append([]string{"--socket", socket}, args...))
 	return cliResult{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// Login accepts alice/s3cret and bob/pw, as a registry would check them.
+func (d *fakeDaemon) Login(_ context.Context, req *skiffv1.LoginRequest) (*skiffv1.LoginResponse, error) {
+	a := req.GetAuth()
+	if (a.GetUsername() == "alice" && a.GetPassword() == "s3cret") || (a.GetUsername() == "bob" && a.GetPassword() == "pw") {
+		return &skiffv1.LoginResponse{Status: "Login Succeeded"}, nil
+	}
+	return nil, status.Errorf(codes.FailedPrecondition, "login to %s as %s: unauthorized: incorrect username or password", req.GetServer(), a.GetUsername())
 }

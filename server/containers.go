@@ -159,7 +159,7 @@ func (s *containersServer) Stop(ctx context.Context, req *skiffv1.StopContainerR
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.svc.Stop(ctx, ns, req.GetId(), timeout(req.GetTimeout()))
+	c, err := s.svc.StopWithSignal(ctx, ns, req.GetId(), timeout(req.GetTimeout()), req.GetSignal())
 	if err != nil {
 		return nil, err
 	}

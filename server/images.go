@@ -224,3 +224,11 @@ func (s *imagesServer) Save(req *skiffv1.SaveRequest, stream grpc.ServerStreamin
 	}
 	return <-done
 }
+
+func (s *imagesServer) Login(ctx context.Context, req *skiffv1.LoginRequest) (*skiffv1.LoginResponse, error) {
+	a := req.GetAuth()
+	if err := s.svc.CheckLogin(ctx, req.GetServer(), images.Auth{Username: a.GetUsername(), Password: a.GetPassword()}); err != nil {
+		return nil, err
+	}
+	return &skiffv1.LoginResponse{Status: "Login Succeeded"}, nil
+}

@@ -371,6 +371,17 @@ func stopTimeout(cc CreateConfig) time.Duration {
 // the container's default, else 10s) for it to exit, then kills it.
 // Stopping a container that does not run does nothing, as docker's stop.
 func (s *Service) Stop(ctx context.Context, ns, idOrName string, timeout time.Duration) (Container, error) {
+	return s.StopWithSignal(ctx, ns, idOrName, timeout, "")
+}
+
+// StopWithSignal is Stop with signal (a name or number) sent instead of
+// the container's stop signal; "" means the container's (docker stop -s).
+func (s *Service) StopWithSignal(ctx context.Context, ns, idOrName string, timeout time.Duration, signal string) (Container, error) {
+	if signal != "" {
+		if _, err := parseSignal(signal, syscall.SIGTERM); err != nil {
+			return Container{}, fmt.Errorf("stop container %s: %w", idOrName, err)
+		}
+	}
 	c, rec, err := s.lock(ns, idOrName)
 	if err != nil {
 		return Container{}, err
@@ -382,15 +393,18 @@ func (s *Service) Stop(ctx context.Context, ns, idOrName string, timeout time.Du
 	if err := check(idOrName, opStop, status(rec)); err != nil {
 		return Container{}, err
 	}
-	rec, err = s.stopLocked(ctx, c, rec, idOrName, timeout)
+	rec, err = s.stopLocked(ctx, c, rec, idOrName, timeout, signal)
 	if err != nil {
 		return Container{}, err
 	}
 	return s.view(ns, rec), nil
 }
 
-func (s *Service) stopLocked(ctx context.Context, c *ctr, rec metadata.Container, ref string, timeout time.Duration) (metadata.Container, error) {
-	sig, err := parseSignal(rec.StopSignal, syscall.SIGTERM)
+func (s *Service) stopLocked(ctx context.Context, c *ctr, rec metadata.Container, ref string, timeout time.Duration, signal string) (metadata.Container, error) {
+	if signal == "" {
+		signal = rec.StopSignal
+	}
+	sig, err := parseSignal(signal, syscall.SIGTERM)
 	if err != nil {
 		sig = syscall.SIGTERM
 	}
@@ -477,7 +491,7 @@ func (s *Service) Restart(ctx context.Context, ns, idOrName string, timeout time
 	}
 	defer c.op.Unlock()
 	if status(rec) == StatusRunning {
-		if rec, err = s.stopLocked(ctx, c, rec, idOrName, timeout); err != nil {
+		if rec, err = s.stopLocked(ctx, c, rec, idOrName, timeout, ""); err != nil {
 			return Container{}, err
 		}
 	}

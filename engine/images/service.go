@@ -358,3 +358,28 @@ func progressFunc(f func(Progress)) func(Progress) {
 }
 
 func isAlreadyExists(err error) bool { return errors.Is(err, errdefs.ErrAlreadyExists) }
+
+// CheckLogin verifies credentials against a registry as `docker login`
+// does. server is host[:port] or a URL (https://index.docker.io/v1/);
+// empty means Docker Hub. A refusal is of class ErrFailedPrecondition.
+func (s *Service) CheckLogin(ctx context.Context, server string, auth Auth) error {
+	domain := registryDomain(server)
+	if auth.Username == "" || auth.Password == "" {
+		return fmt.Errorf("login to %s: a username and a password are required: %w", domain, errdefs.ErrInvalidArgument)
+	}
+	return s.resolver.CheckLogin(ctx, domain, auth.Username, auth.Password)
+}
+
+// registryDomain turns what `docker login` accepts into a registry host.
+func registryDomain(server string) string {
+	d := strings.TrimSpace(server)
+	d = strings.TrimPrefix(strings.TrimPrefix(d, "https://"), "http://")
+	if i := strings.IndexByte(d, '/'); i >= 0 {
+		d = d[:i]
+	}
+	switch d {
+	case "", "index.docker.io", "registry-1.docker.io", "docker.io":
+		return "docker.io"
+	}
+	return d
+}

@@ -199,6 +199,9 @@ func TestBadPulls(t *testing.T) {
 		t.Errorf("pull without credentials: want an authentication error: %s", r)
 	}
 	host := strings.TrimPrefix(srv.URL, "http://")
+	if r := d.runIn([]byte("wrong\n"), "login", "-u", "alice", "--password-stdin", host); r.Code != 1 {
+		t.Errorf("login with a wrong password: want exit 1: %s", r)
+	}
 	d.mustIn([]byte("s3cret\n"), "login", "-u", "alice", "--password-stdin", host)
 	cfg, err := os.ReadFile(filepath.Join(home, ".docker", "config.json"))
 	if err != nil || !strings.Contains(string(cfg), base64.StdEncoding.EncodeToString([]byte("alice:s3cret"))) {

@@ -152,6 +152,13 @@ func TestExitCodes(t *testing.T) {
 		t.Errorf("wait after kill -s KILL = %q, want 137", w)
 	}
 	d.must("rm", cid)
+	// stop -s replaces the stop signal.
+	cid = strings.TrimSpace(d.must("run", "-d", reg.Busybox, "sleep", "60"))
+	d.must("stop", "-s", "KILL", "-t", "30", cid)
+	if w := strings.TrimSpace(d.must("wait", cid)); w != "137" {
+		t.Errorf("wait after stop -s KILL = %q, want 137", w)
+	}
+	d.must("rm", cid)
 	// Nothing mounted under the state dir but what running containers need
 	// (there are none).
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")

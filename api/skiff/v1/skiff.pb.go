@@ -878,6 +878,104 @@ func (x *SaveRequest) GetNames() []string {
 	return nil
 }
 
+type LoginRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Server is a registry host[:port], or a URL such as
+	// https://index.docker.io/v1/; empty means Docker Hub.
+	Server        string        `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"`
+	Auth          *RegistryAuth `protobuf:"bytes,2,opt,name=auth,proto3" json:"auth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginRequest) Reset() {
+	*x = LoginRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginRequest) ProtoMessage() {}
+
+func (x *LoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
+func (*LoginRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *LoginRequest) GetServer() string {
+	if x != nil {
+		return x.Server
+	}
+	return ""
+}
+
+func (x *LoginRequest) GetAuth() *RegistryAuth {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
+type LoginResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        string                 `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginResponse) Reset() {
+	*x = LoginResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginResponse) ProtoMessage() {}
+
+func (x *LoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
+func (*LoginResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *LoginResponse) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
 type SaveChunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
@@ -887,7 +985,7 @@ type SaveChunk struct {
 
 func (x *SaveChunk) Reset() {
 	*x = SaveChunk{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[13]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +997,7 @@ func (x *SaveChunk) String() string {
 func (*SaveChunk) ProtoMessage() {}
 
 func (x *SaveChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[13]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1010,7 @@ func (x *SaveChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveChunk.ProtoReflect.Descriptor instead.
 func (*SaveChunk) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{13}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SaveChunk) GetData() []byte {
@@ -932,7 +1030,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[14]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1042,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[14]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1055,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{14}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RestartPolicy) GetName() string {
@@ -1011,7 +1109,7 @@ type ContainerConfig struct {
 
 func (x *ContainerConfig) Reset() {
 	*x = ContainerConfig{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[15]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1121,7 @@ func (x *ContainerConfig) String() string {
 func (*ContainerConfig) ProtoMessage() {}
 
 func (x *ContainerConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[15]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1134,7 @@ func (x *ContainerConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerConfig.ProtoReflect.Descriptor instead.
 func (*ContainerConfig) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{15}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ContainerConfig) GetName() string {
@@ -1209,7 +1307,7 @@ type Container struct {
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1319,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1332,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{16}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Container) GetId() string {
@@ -1393,7 +1491,7 @@ type CreateContainerRequest struct {
 
 func (x *CreateContainerRequest) Reset() {
 	*x = CreateContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1503,7 @@ func (x *CreateContainerRequest) String() string {
 func (*CreateContainerRequest) ProtoMessage() {}
 
 func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1516,7 @@ func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerRequest.ProtoReflect.Descriptor instead.
 func (*CreateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{17}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateContainerRequest) GetConfig() *ContainerConfig {
@@ -1438,7 +1536,7 @@ type CreateContainerResponse struct {
 
 func (x *CreateContainerResponse) Reset() {
 	*x = CreateContainerResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1548,7 @@ func (x *CreateContainerResponse) String() string {
 func (*CreateContainerResponse) ProtoMessage() {}
 
 func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1561,7 @@ func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerResponse.ProtoReflect.Descriptor instead.
 func (*CreateContainerResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{18}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateContainerResponse) GetContainer() *Container {
@@ -1491,7 +1589,7 @@ type StartContainerRequest struct {
 
 func (x *StartContainerRequest) Reset() {
 	*x = StartContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1601,7 @@ func (x *StartContainerRequest) String() string {
 func (*StartContainerRequest) ProtoMessage() {}
 
 func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1614,7 @@ func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerRequest.ProtoReflect.Descriptor instead.
 func (*StartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{19}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StartContainerRequest) GetId() string {
@@ -1530,14 +1628,16 @@ type StopContainerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Timeout in seconds; negative means the container's default.
-	Timeout       int32 `protobuf:"varint,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	Timeout int32 `protobuf:"varint,2,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Signal replaces the container's stop signal for this stop ("" keeps it).
+	Signal        string `protobuf:"bytes,3,opt,name=signal,proto3" json:"signal,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StopContainerRequest) Reset() {
 	*x = StopContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1549,7 +1649,7 @@ func (x *StopContainerRequest) String() string {
 func (*StopContainerRequest) ProtoMessage() {}
 
 func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1562,7 +1662,7 @@ func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerRequest.ProtoReflect.Descriptor instead.
 func (*StopContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{20}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StopContainerRequest) GetId() string {
@@ -1579,6 +1679,13 @@ func (x *StopContainerRequest) GetTimeout() int32 {
 	return 0
 }
 
+func (x *StopContainerRequest) GetSignal() string {
+	if x != nil {
+		return x.Signal
+	}
+	return ""
+}
+
 type KillContainerRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1589,7 +1696,7 @@ type KillContainerRequest struct {
 
 func (x *KillContainerRequest) Reset() {
 	*x = KillContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +1708,7 @@ func (x *KillContainerRequest) String() string {
 func (*KillContainerRequest) ProtoMessage() {}
 
 func (x *KillContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +1721,7 @@ func (x *KillContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillContainerRequest.ProtoReflect.Descriptor instead.
 func (*KillContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{21}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KillContainerRequest) GetId() string {
@@ -1641,7 +1748,7 @@ type RestartContainerRequest struct {
 
 func (x *RestartContainerRequest) Reset() {
 	*x = RestartContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1760,7 @@ func (x *RestartContainerRequest) String() string {
 func (*RestartContainerRequest) ProtoMessage() {}
 
 func (x *RestartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1773,7 @@ func (x *RestartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartContainerRequest.ProtoReflect.Descriptor instead.
 func (*RestartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{22}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RestartContainerRequest) GetId() string {
@@ -1693,7 +1800,7 @@ type RemoveContainerRequest struct {
 
 func (x *RemoveContainerRequest) Reset() {
 	*x = RemoveContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +1812,7 @@ func (x *RemoveContainerRequest) String() string {
 func (*RemoveContainerRequest) ProtoMessage() {}
 
 func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +1825,7 @@ func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{23}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RemoveContainerRequest) GetId() string {
@@ -1744,7 +1851,7 @@ type RemoveContainerResponse struct {
 
 func (x *RemoveContainerResponse) Reset() {
 	*x = RemoveContainerResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +1863,7 @@ func (x *RemoveContainerResponse) String() string {
 func (*RemoveContainerResponse) ProtoMessage() {}
 
 func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +1876,7 @@ func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContainerResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{24}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RemoveContainerResponse) GetId() string {
@@ -1788,7 +1895,7 @@ type ListContainersRequest struct {
 
 func (x *ListContainersRequest) Reset() {
 	*x = ListContainersRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +1907,7 @@ func (x *ListContainersRequest) String() string {
 func (*ListContainersRequest) ProtoMessage() {}
 
 func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +1920,7 @@ func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersRequest.ProtoReflect.Descriptor instead.
 func (*ListContainersRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{25}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListContainersRequest) GetAll() bool {
@@ -1832,7 +1939,7 @@ type ListContainersResponse struct {
 
 func (x *ListContainersResponse) Reset() {
 	*x = ListContainersResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +1951,7 @@ func (x *ListContainersResponse) String() string {
 func (*ListContainersResponse) ProtoMessage() {}
 
 func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +1964,7 @@ func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersResponse.ProtoReflect.Descriptor instead.
 func (*ListContainersResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{26}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListContainersResponse) GetContainers() []*Container {
@@ -1876,7 +1983,7 @@ type InspectContainerRequest struct {
 
 func (x *InspectContainerRequest) Reset() {
 	*x = InspectContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1888,7 +1995,7 @@ func (x *InspectContainerRequest) String() string {
 func (*InspectContainerRequest) ProtoMessage() {}
 
 func (x *InspectContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1901,7 +2008,7 @@ func (x *InspectContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectContainerRequest.ProtoReflect.Descriptor instead.
 func (*InspectContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{27}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *InspectContainerRequest) GetId() string {
@@ -1922,7 +2029,7 @@ type WaitContainerRequest struct {
 
 func (x *WaitContainerRequest) Reset() {
 	*x = WaitContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1934,7 +2041,7 @@ func (x *WaitContainerRequest) String() string {
 func (*WaitContainerRequest) ProtoMessage() {}
 
 func (x *WaitContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1947,7 +2054,7 @@ func (x *WaitContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitContainerRequest.ProtoReflect.Descriptor instead.
 func (*WaitContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{28}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WaitContainerRequest) GetId() string {
@@ -1974,7 +2081,7 @@ type WaitContainerResponse struct {
 
 func (x *WaitContainerResponse) Reset() {
 	*x = WaitContainerResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1986,7 +2093,7 @@ func (x *WaitContainerResponse) String() string {
 func (*WaitContainerResponse) ProtoMessage() {}
 
 func (x *WaitContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1999,7 +2106,7 @@ func (x *WaitContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitContainerResponse.ProtoReflect.Descriptor instead.
 func (*WaitContainerResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WaitContainerResponse) GetExitCode() int32 {
@@ -2030,7 +2137,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2042,7 +2149,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2055,7 +2162,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{30}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LogsRequest) GetId() string {
@@ -2106,7 +2213,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2118,7 +2225,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2131,7 +2238,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{31}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LogEntry) GetStream() Stream {
@@ -2169,7 +2276,7 @@ type AttachStart struct {
 
 func (x *AttachStart) Reset() {
 	*x = AttachStart{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2181,7 +2288,7 @@ func (x *AttachStart) String() string {
 func (*AttachStart) ProtoMessage() {}
 
 func (x *AttachStart) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2194,7 +2301,7 @@ func (x *AttachStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachStart.ProtoReflect.Descriptor instead.
 func (*AttachStart) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{32}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AttachStart) GetId() string {
@@ -2247,7 +2354,7 @@ type AttachInput struct {
 
 func (x *AttachInput) Reset() {
 	*x = AttachInput{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2366,7 @@ func (x *AttachInput) String() string {
 func (*AttachInput) ProtoMessage() {}
 
 func (x *AttachInput) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2379,7 @@ func (x *AttachInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInput.ProtoReflect.Descriptor instead.
 func (*AttachInput) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{33}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AttachInput) GetMsg() isAttachInput_Msg {
@@ -2356,7 +2463,7 @@ type AttachExit struct {
 
 func (x *AttachExit) Reset() {
 	*x = AttachExit{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2475,7 @@ func (x *AttachExit) String() string {
 func (*AttachExit) ProtoMessage() {}
 
 func (x *AttachExit) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2488,7 @@ func (x *AttachExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachExit.ProtoReflect.Descriptor instead.
 func (*AttachExit) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AttachExit) GetExitCode() int32 {
@@ -2410,7 +2517,7 @@ type AttachOutput struct {
 
 func (x *AttachOutput) Reset() {
 	*x = AttachOutput{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2422,7 +2529,7 @@ func (x *AttachOutput) String() string {
 func (*AttachOutput) ProtoMessage() {}
 
 func (x *AttachOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2435,7 +2542,7 @@ func (x *AttachOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachOutput.ProtoReflect.Descriptor instead.
 func (*AttachOutput) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{35}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AttachOutput) GetStream() Stream {
@@ -2470,7 +2577,7 @@ type ResizeRequest struct {
 
 func (x *ResizeRequest) Reset() {
 	*x = ResizeRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2482,7 +2589,7 @@ func (x *ResizeRequest) String() string {
 func (*ResizeRequest) ProtoMessage() {}
 
 func (x *ResizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2495,7 +2602,7 @@ func (x *ResizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeRequest.ProtoReflect.Descriptor instead.
 func (*ResizeRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{36}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ResizeRequest) GetId() string {
@@ -2527,7 +2634,7 @@ type ResizeResponse struct {
 
 func (x *ResizeResponse) Reset() {
 	*x = ResizeResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2539,7 +2646,7 @@ func (x *ResizeResponse) String() string {
 func (*ResizeResponse) ProtoMessage() {}
 
 func (x *ResizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2552,7 +2659,7 @@ func (x *ResizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeResponse.ProtoReflect.Descriptor instead.
 func (*ResizeResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{39}
 }
 
 type VersionRequest struct {
@@ -2563,7 +2670,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2575,7 +2682,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2588,7 +2695,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{38}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{40}
 }
 
 type VersionResponse struct {
@@ -2605,7 +2712,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2617,7 +2724,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2630,7 +2737,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{39}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -2683,7 +2790,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2695,7 +2802,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2708,7 +2815,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{40}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{42}
 }
 
 type InfoResponse struct {
@@ -2739,7 +2846,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2751,7 +2858,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2764,7 +2871,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{41}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *InfoResponse) GetContainers() int32 {
@@ -2969,7 +3076,12 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\fLoadResponse\x12'\n" +
 	"\x06images\x18\x01 \x03(\v2\x0f.skiff.v1.ImageR\x06images\"#\n" +
 	"\vSaveRequest\x12\x14\n" +
-	"\x05names\x18\x01 \x03(\tR\x05names\"\x1f\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\"R\n" +
+	"\fLoginRequest\x12\x16\n" +
+	"\x06server\x18\x01 \x01(\tR\x06server\x12*\n" +
+	"\x04auth\x18\x02 \x01(\v2\x16.skiff.v1.RegistryAuthR\x04auth\"'\n" +
+	"\rLoginResponse\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\"\x1f\n" +
 	"\tSaveChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"D\n" +
 	"\rRestartPolicy\x12\x12\n" +
@@ -3039,10 +3151,11 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\tcontainer\x18\x01 \x01(\v2\x13.skiff.v1.ContainerR\tcontainer\x12\x1a\n" +
 	"\bwarnings\x18\x02 \x03(\tR\bwarnings\"'\n" +
 	"\x15StartContainerRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"@\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"X\n" +
 	"\x14StopContainerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
-	"\atimeout\x18\x02 \x01(\x05R\atimeout\">\n" +
+	"\atimeout\x18\x02 \x01(\x05R\atimeout\x12\x16\n" +
+	"\x06signal\x18\x03 \x01(\tR\x06signal\">\n" +
 	"\x14KillContainerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\tR\x06signal\"C\n" +
@@ -3143,7 +3256,7 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x06Stream\x12\x16\n" +
 	"\x12STREAM_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTREAM_STDOUT\x10\x01\x12\x11\n" +
-	"\rSTREAM_STDERR\x10\x022\xa0\x03\n" +
+	"\rSTREAM_STDERR\x10\x022\xda\x03\n" +
 	"\x06Images\x127\n" +
 	"\x04Pull\x12\x15.skiff.v1.PullRequest\x1a\x16.skiff.v1.PullProgress0\x01\x12A\n" +
 	"\x04List\x12\x1b.skiff.v1.ListImagesRequest\x1a\x1c.skiff.v1.ListImagesResponse\x121\n" +
@@ -3151,7 +3264,8 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x06Remove\x12\x1c.skiff.v1.RemoveImageRequest\x1a\x1d.skiff.v1.RemoveImageResponse\x121\n" +
 	"\x03Tag\x12\x19.skiff.v1.TagImageRequest\x1a\x0f.skiff.v1.Image\x127\n" +
 	"\x04Load\x12\x15.skiff.v1.LoadRequest\x1a\x16.skiff.v1.LoadResponse(\x01\x124\n" +
-	"\x04Save\x12\x15.skiff.v1.SaveRequest\x1a\x13.skiff.v1.SaveChunk0\x012\xac\x06\n" +
+	"\x04Save\x12\x15.skiff.v1.SaveRequest\x1a\x13.skiff.v1.SaveChunk0\x01\x128\n" +
+	"\x05Login\x12\x16.skiff.v1.LoginRequest\x1a\x17.skiff.v1.LoginResponse2\xac\x06\n" +
 	"\n" +
 	"Containers\x12M\n" +
 	"\x06Create\x12 .skiff.v1.CreateContainerRequest\x1a!.skiff.v1.CreateContainerResponse\x12=\n" +
@@ -3183,7 +3297,7 @@ func file_skiff_v1_skiff_proto_rawDescGZIP() []byte {
 }
 
 var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_skiff_v1_skiff_proto_goTypes = []any{
 	(Stream)(0),                     // 0: skiff.v1.Stream
 	(*Image)(nil),                   // 1: skiff.v1.Image
@@ -3199,104 +3313,109 @@ var file_skiff_v1_skiff_proto_goTypes = []any{
 	(*LoadRequest)(nil),             // 11: skiff.v1.LoadRequest
 	(*LoadResponse)(nil),            // 12: skiff.v1.LoadResponse
 	(*SaveRequest)(nil),             // 13: skiff.v1.SaveRequest
-	(*SaveChunk)(nil),               // 14: skiff.v1.SaveChunk
-	(*RestartPolicy)(nil),           // 15: skiff.v1.RestartPolicy
-	(*ContainerConfig)(nil),         // 16: skiff.v1.ContainerConfig
-	(*Container)(nil),               // 17: skiff.v1.Container
-	(*CreateContainerRequest)(nil),  // 18: skiff.v1.CreateContainerRequest
-	(*CreateContainerResponse)(nil), // 19: skiff.v1.CreateContainerResponse
-	(*StartContainerRequest)(nil),   // 20: skiff.v1.StartContainerRequest
-	(*StopContainerRequest)(nil),    // 21: skiff.v1.StopContainerRequest
-	(*KillContainerRequest)(nil),    // 22: skiff.v1.KillContainerRequest
-	(*RestartContainerRequest)(nil), // 23: skiff.v1.RestartContainerRequest
-	(*RemoveContainerRequest)(nil),  // 24: skiff.v1.RemoveContainerRequest
-	(*RemoveContainerResponse)(nil), // 25: skiff.v1.RemoveContainerResponse
-	(*ListContainersRequest)(nil),   // 26: skiff.v1.ListContainersRequest
-	(*ListContainersResponse)(nil),  // 27: skiff.v1.ListContainersResponse
-	(*InspectContainerRequest)(nil), // 28: skiff.v1.InspectContainerRequest
-	(*WaitContainerRequest)(nil),    // 29: skiff.v1.WaitContainerRequest
-	(*WaitContainerResponse)(nil),   // 30: skiff.v1.WaitContainerResponse
-	(*LogsRequest)(nil),             // 31: skiff.v1.LogsRequest
-	(*LogEntry)(nil),                // 32: skiff.v1.LogEntry
-	(*AttachStart)(nil),             // 33: skiff.v1.AttachStart
-	(*AttachInput)(nil),             // 34: skiff.v1.AttachInput
-	(*AttachExit)(nil),              // 35: skiff.v1.AttachExit
-	(*AttachOutput)(nil),            // 36: skiff.v1.AttachOutput
-	(*ResizeRequest)(nil),           // 37: skiff.v1.ResizeRequest
-	(*ResizeResponse)(nil),          // 38: skiff.v1.ResizeResponse
-	(*VersionRequest)(nil),          // 39: skiff.v1.VersionRequest
-	(*VersionResponse)(nil),         // 40: skiff.v1.VersionResponse
-	(*InfoRequest)(nil),             // 41: skiff.v1.InfoRequest
-	(*InfoResponse)(nil),            // 42: skiff.v1.InfoResponse
-	nil,                             // 43: skiff.v1.Image.LabelsEntry
-	nil,                             // 44: skiff.v1.ContainerConfig.LabelsEntry
-	nil,                             // 45: skiff.v1.Container.LabelsEntry
+	(*LoginRequest)(nil),            // 14: skiff.v1.LoginRequest
+	(*LoginResponse)(nil),           // 15: skiff.v1.LoginResponse
+	(*SaveChunk)(nil),               // 16: skiff.v1.SaveChunk
+	(*RestartPolicy)(nil),           // 17: skiff.v1.RestartPolicy
+	(*ContainerConfig)(nil),         // 18: skiff.v1.ContainerConfig
+	(*Container)(nil),               // 19: skiff.v1.Container
+	(*CreateContainerRequest)(nil),  // 20: skiff.v1.CreateContainerRequest
+	(*CreateContainerResponse)(nil), // 21: skiff.v1.CreateContainerResponse
+	(*StartContainerRequest)(nil),   // 22: skiff.v1.StartContainerRequest
+	(*StopContainerRequest)(nil),    // 23: skiff.v1.StopContainerRequest
+	(*KillContainerRequest)(nil),    // 24: skiff.v1.KillContainerRequest
+	(*RestartContainerRequest)(nil), // 25: skiff.v1.RestartContainerRequest
+	(*RemoveContainerRequest)(nil),  // 26: skiff.v1.RemoveContainerRequest
+	(*RemoveContainerResponse)(nil), // 27: skiff.v1.RemoveContainerResponse
+	(*ListContainersRequest)(nil),   // 28: skiff.v1.ListContainersRequest
+	(*ListContainersResponse)(nil),  // 29: skiff.v1.ListContainersResponse
+	(*InspectContainerRequest)(nil), // 30: skiff.v1.InspectContainerRequest
+	(*WaitContainerRequest)(nil),    // 31: skiff.v1.WaitContainerRequest
+	(*WaitContainerResponse)(nil),   // 32: skiff.v1.WaitContainerResponse
+	(*LogsRequest)(nil),             // 33: skiff.v1.LogsRequest
+	(*LogEntry)(nil),                // 34: skiff.v1.LogEntry
+	(*AttachStart)(nil),             // 35: skiff.v1.AttachStart
+	(*AttachInput)(nil),             // 36: skiff.v1.AttachInput
+	(*AttachExit)(nil),              // 37: skiff.v1.AttachExit
+	(*AttachOutput)(nil),            // 38: skiff.v1.AttachOutput
+	(*ResizeRequest)(nil),           // 39: skiff.v1.ResizeRequest
+	(*ResizeResponse)(nil),          // 40: skiff.v1.ResizeResponse
+	(*VersionRequest)(nil),          // 41: skiff.v1.VersionRequest
+	(*VersionResponse)(nil),         // 42: skiff.v1.VersionResponse
+	(*InfoRequest)(nil),             // 43: skiff.v1.InfoRequest
+	(*InfoResponse)(nil),            // 44: skiff.v1.InfoResponse
+	nil,                             // 45: skiff.v1.Image.LabelsEntry
+	nil,                             // 46: skiff.v1.ContainerConfig.LabelsEntry
+	nil,                             // 47: skiff.v1.Container.LabelsEntry
 }
 var file_skiff_v1_skiff_proto_depIdxs = []int32{
-	43, // 0: skiff.v1.Image.labels:type_name -> skiff.v1.Image.LabelsEntry
+	45, // 0: skiff.v1.Image.labels:type_name -> skiff.v1.Image.LabelsEntry
 	2,  // 1: skiff.v1.PullRequest.auth:type_name -> skiff.v1.RegistryAuth
 	1,  // 2: skiff.v1.PullProgress.image:type_name -> skiff.v1.Image
 	1,  // 3: skiff.v1.ListImagesResponse.images:type_name -> skiff.v1.Image
 	1,  // 4: skiff.v1.LoadResponse.images:type_name -> skiff.v1.Image
-	44, // 5: skiff.v1.ContainerConfig.labels:type_name -> skiff.v1.ContainerConfig.LabelsEntry
-	15, // 6: skiff.v1.ContainerConfig.restart_policy:type_name -> skiff.v1.RestartPolicy
-	16, // 7: skiff.v1.Container.config:type_name -> skiff.v1.ContainerConfig
-	45, // 8: skiff.v1.Container.labels:type_name -> skiff.v1.Container.LabelsEntry
-	16, // 9: skiff.v1.CreateContainerRequest.config:type_name -> skiff.v1.ContainerConfig
-	17, // 10: skiff.v1.CreateContainerResponse.container:type_name -> skiff.v1.Container
-	17, // 11: skiff.v1.ListContainersResponse.containers:type_name -> skiff.v1.Container
-	0,  // 12: skiff.v1.LogEntry.stream:type_name -> skiff.v1.Stream
-	33, // 13: skiff.v1.AttachInput.start:type_name -> skiff.v1.AttachStart
-	37, // 14: skiff.v1.AttachInput.resize:type_name -> skiff.v1.ResizeRequest
-	0,  // 15: skiff.v1.AttachOutput.stream:type_name -> skiff.v1.Stream
-	35, // 16: skiff.v1.AttachOutput.exit:type_name -> skiff.v1.AttachExit
-	3,  // 17: skiff.v1.Images.Pull:input_type -> skiff.v1.PullRequest
-	5,  // 18: skiff.v1.Images.List:input_type -> skiff.v1.ListImagesRequest
-	7,  // 19: skiff.v1.Images.Get:input_type -> skiff.v1.GetImageRequest
-	8,  // 20: skiff.v1.Images.Remove:input_type -> skiff.v1.RemoveImageRequest
-	10, // 21: skiff.v1.Images.Tag:input_type -> skiff.v1.TagImageRequest
-	11, // 22: skiff.v1.Images.Load:input_type -> skiff.v1.LoadRequest
-	13, // 23: skiff.v1.Images.Save:input_type -> skiff.v1.SaveRequest
-	18, // 24: skiff.v1.Containers.Create:input_type -> skiff.v1.CreateContainerRequest
-	20, // 25: skiff.v1.Containers.Start:input_type -> skiff.v1.StartContainerRequest
-	21, // 26: skiff.v1.Containers.Stop:input_type -> skiff.v1.StopContainerRequest
-	22, // 27: skiff.v1.Containers.Kill:input_type -> skiff.v1.KillContainerRequest
-	23, // 28: skiff.v1.Containers.Restart:input_type -> skiff.v1.RestartContainerRequest
-	24, // 29: skiff.v1.Containers.Remove:input_type -> skiff.v1.RemoveContainerRequest
-	26, // 30: skiff.v1.Containers.List:input_type -> skiff.v1.ListContainersRequest
-	28, // 31: skiff.v1.Containers.Inspect:input_type -> skiff.v1.InspectContainerRequest
-	29, // 32: skiff.v1.Containers.Wait:input_type -> skiff.v1.WaitContainerRequest
-	31, // 33: skiff.v1.Containers.Logs:input_type -> skiff.v1.LogsRequest
-	34, // 34: skiff.v1.Containers.Attach:input_type -> skiff.v1.AttachInput
-	37, // 35: skiff.v1.Containers.Resize:input_type -> skiff.v1.ResizeRequest
-	39, // 36: skiff.v1.System.Version:input_type -> skiff.v1.VersionRequest
-	41, // 37: skiff.v1.System.Info:input_type -> skiff.v1.InfoRequest
-	4,  // 38: skiff.v1.Images.Pull:output_type -> skiff.v1.PullProgress
-	6,  // 39: skiff.v1.Images.List:output_type -> skiff.v1.ListImagesResponse
-	1,  // 40: skiff.v1.Images.Get:output_type -> skiff.v1.Image
-	9,  // 41: skiff.v1.Images.Remove:output_type -> skiff.v1.RemoveImageResponse
-	1,  // 42: skiff.v1.Images.Tag:output_type -> skiff.v1.Image
-	12, // 43: skiff.v1.Images.Load:output_type -> skiff.v1.LoadResponse
-	14, // 44: skiff.v1.Images.Save:output_type -> skiff.v1.SaveChunk
-	19, // 45: skiff.v1.Containers.Create:output_type -> skiff.v1.CreateContainerResponse
-	17, // 46: skiff.v1.Containers.Start:output_type -> skiff.v1.Container
-	17, // 47: skiff.v1.Containers.Stop:output_type -> skiff.v1.Container
-	17, // 48: skiff.v1.Containers.Kill:output_type -> skiff.v1.Container
-	17, // 49: skiff.v1.Containers.Restart:output_type -> skiff.v1.Container
-	25, // 50: skiff.v1.Containers.Remove:output_type -> skiff.v1.RemoveContainerResponse
-	27, // 51: skiff.v1.Containers.List:output_type -> skiff.v1.ListContainersResponse
-	17, // 52: skiff.v1.Containers.Inspect:output_type -> skiff.v1.Container
-	30, // 53: skiff.v1.Containers.Wait:output_type -> skiff.v1.WaitContainerResponse
-	32, // 54: skiff.v1.Containers.Logs:output_type -> skiff.v1.LogEntry
-	36, // 55: skiff.v1.Containers.Attach:output_type -> skiff.v1.AttachOutput
-	38, // 56: skiff.v1.Containers.Resize:output_type -> skiff.v1.ResizeResponse
-	40, // 57: skiff.v1.System.Version:output_type -> skiff.v1.VersionResponse
-	42, // 58: skiff.v1.System.Info:output_type -> skiff.v1.InfoResponse
-	38, // [38:59] is the sub-list for method output_type
-	17, // [17:38] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	2,  // 5: skiff.v1.LoginRequest.auth:type_name -> skiff.v1.RegistryAuth
+	46, // 6: skiff.v1.ContainerConfig.labels:type_name -> skiff.v1.ContainerConfig.LabelsEntry
+	17, // 7: skiff.v1.ContainerConfig.restart_policy:type_name -> skiff.v1.RestartPolicy
+	18, // 8: skiff.v1.Container.config:type_name -> skiff.v1.ContainerConfig
+	47, // 9: skiff.v1.Container.labels:type_name -> skiff.v1.Container.LabelsEntry
+	18, // 10: skiff.v1.CreateContainerRequest.config:type_name -> skiff.v1.ContainerConfig
+	19, // 11: skiff.v1.CreateContainerResponse.container:type_name -> skiff.v1.Container
+	19, // 12: skiff.v1.ListContainersResponse.containers:type_name -> skiff.v1.Container
+	0,  // 13: skiff.v1.LogEntry.stream:type_name -> skiff.v1.Stream
+	35, // 14: skiff.v1.AttachInput.start:type_name -> skiff.v1.AttachStart
+	39, // 15: skiff.v1.AttachInput.resize:type_name -> skiff.v1.ResizeRequest
+	0,  // 16: skiff.v1.AttachOutput.stream:type_name -> skiff.v1.Stream
+	37, // 17: skiff.v1.AttachOutput.exit:type_name -> skiff.v1.AttachExit
+	3,  // 18: skiff.v1.Images.Pull:input_type -> skiff.v1.PullRequest
+	5,  // 19: skiff.v1.Images.List:input_type -> skiff.v1.ListImagesRequest
+	7,  // 20: skiff.v1.Images.Get:input_type -> skiff.v1.GetImageRequest
+	8,  // 21: skiff.v1.Images.Remove:input_type -> skiff.v1.RemoveImageRequest
+	10, // 22: skiff.v1.Images.Tag:input_type -> skiff.v1.TagImageRequest
+	11, // 23: skiff.v1.Images.Load:input_type -> skiff.v1.LoadRequest
+	13, // 24: skiff.v1.Images.Save:input_type -> skiff.v1.SaveRequest
+	14, // 25: skiff.v1.Images.Login:input_type -> skiff.v1.LoginRequest
+	20, // 26: skiff.v1.Containers.Create:input_type -> skiff.v1.CreateContainerRequest
+	22, // 27: skiff.v1.Containers.Start:input_type -> skiff.v1.StartContainerRequest
+	23, // 28: skiff.v1.Containers.Stop:input_type -> skiff.v1.StopContainerRequest
+	24, // 29: skiff.v1.Containers.Kill:input_type -> skiff.v1.KillContainerRequest
+	25, // 30: skiff.v1.Containers.Restart:input_type -> skiff.v1.RestartContainerRequest
+	26, // 31: skiff.v1.Containers.Remove:input_type -> skiff.v1.RemoveContainerRequest
+	28, // 32: skiff.v1.Containers.List:input_type -> skiff.v1.ListContainersRequest
+	30, // 33: skiff.v1.Containers.Inspect:input_type -> skiff.v1.InspectContainerRequest
+	31, // 34: skiff.v1.Containers.Wait:input_type -> skiff.v1.WaitContainerRequest
+	33, // 35: skiff.v1.Containers.Logs:input_type -> skiff.v1.LogsRequest
+	36, // 36: skiff.v1.Containers.Attach:input_type -> skiff.v1.AttachInput
+	39, // 37: skiff.v1.Containers.Resize:input_type -> skiff.v1.ResizeRequest
+	41, // 38: skiff.v1.System.Version:input_type -> skiff.v1.VersionRequest
+	43, // 39: skiff.v1.System.Info:input_type -> skiff.v1.InfoRequest
+	4,  // 40: skiff.v1.Images.Pull:output_type -> skiff.v1.PullProgress
+	6,  // 41: skiff.v1.Images.List:output_type -> skiff.v1.ListImagesResponse
+	1,  // 42: skiff.v1.Images.Get:output_type -> skiff.v1.Image
+	9,  // 43: skiff.v1.Images.Remove:output_type -> skiff.v1.RemoveImageResponse
+	1,  // 44: skiff.v1.Images.Tag:output_type -> skiff.v1.Image
+	12, // 45: skiff.v1.Images.Load:output_type -> skiff.v1.LoadResponse
+	16, // 46: skiff.v1.Images.Save:output_type -> skiff.v1.SaveChunk
+	15, // 47: skiff.v1.Images.Login:output_type -> skiff.v1.LoginResponse
+	21, // 48: skiff.v1.Containers.Create:output_type -> skiff.v1.CreateContainerResponse
+	19, // 49: skiff.v1.Containers.Start:output_type -> skiff.v1.Container
+	19, // 50: skiff.v1.Containers.Stop:output_type -> skiff.v1.Container
+	19, // 51: skiff.v1.Containers.Kill:output_type -> skiff.v1.Container
+	19, // 52: skiff.v1.Containers.Restart:output_type -> skiff.v1.Container
+	27, // 53: skiff.v1.Containers.Remove:output_type -> skiff.v1.RemoveContainerResponse
+	29, // 54: skiff.v1.Containers.List:output_type -> skiff.v1.ListContainersResponse
+	19, // 55: skiff.v1.Containers.Inspect:output_type -> skiff.v1.Container
+	32, // 56: skiff.v1.Containers.Wait:output_type -> skiff.v1.WaitContainerResponse
+	34, // 57: skiff.v1.Containers.Logs:output_type -> skiff.v1.LogEntry
+	38, // 58: skiff.v1.Containers.Attach:output_type -> skiff.v1.AttachOutput
+	40, // 59: skiff.v1.Containers.Resize:output_type -> skiff.v1.ResizeResponse
+	42, // 60: skiff.v1.System.Version:output_type -> skiff.v1.VersionResponse
+	44, // 61: skiff.v1.System.Info:output_type -> skiff.v1.InfoResponse
+	40, // [40:62] is the sub-list for method output_type
+	18, // [18:40] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_skiff_proto_init() }
@@ -3304,7 +3423,7 @@ func file_skiff_v1_skiff_proto_init() {
 	if File_skiff_v1_skiff_proto != nil {
 		return
 	}
-	file_skiff_v1_skiff_proto_msgTypes[33].OneofWrappers = []any{
+	file_skiff_v1_skiff_proto_msgTypes[35].OneofWrappers = []any{
 		(*AttachInput_Start)(nil),
 		(*AttachInput_Stdin)(nil),
 		(*AttachInput_CloseStdin)(nil),
@@ -3316,7 +3435,7 @@ func file_skiff_v1_skiff_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_skiff_proto_rawDesc), len(file_skiff_v1_skiff_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   45,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -34,6 +34,7 @@ const (
 	Images_Tag_FullMethodName    = "/skiff.v1.Images/Tag"
 	Images_Load_FullMethodName   = "/skiff.v1.Images/Load"
 	Images_Save_FullMethodName   = "/skiff.v1.Images/Save"
+	Images_Login_FullMethodName  = "/skiff.v1.Images/Login"
 )
 
 // ImagesClient is the client API for Images service.
@@ -57,6 +58,9 @@ type ImagesClient interface {
 	// Save exports images as one archive readable by both `docker load`
 	// and OCI tools, streamed in chunks.
 	Save(ctx context.Context, in *SaveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SaveChunk], error)
+	// Login checks credentials against a registry the way `docker login`
+	// does (the client stores them); a refusal is FailedPrecondition.
+	Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error)
 }
 
 type imagesClient struct {
@@ -158,6 +162,16 @@ func (c *imagesClient) Save(ctx context.Context, in *SaveRequest, opts ...grpc.C
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Images_SaveClient = grpc.ServerStreamingClient[SaveChunk]
 
+func (c *imagesClient) Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoginResponse)
+	err := c.cc.Invoke(ctx, Images_Login_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ImagesServer is the server API for Images service.
 // All implementations must embed UnimplementedImagesServer
 // for forward compatibility.
@@ -179,6 +193,9 @@ type ImagesServer interface {
 	// Save exports images as one archive readable by both `docker load`
 	// and OCI tools, streamed in chunks.
 	Save(*SaveRequest, grpc.ServerStreamingServer[SaveChunk]) error
+	// Login checks credentials against a registry the way `docker login`
+	// does (the client stores them); a refusal is FailedPrecondition.
+	Login(context.Context, *LoginRequest) (*LoginResponse, error)
 	mustEmbedUnimplementedImagesServer()
 }
 
@@ -209,6 +226,9 @@ func (UnimplementedImagesServer) Load(grpc.ClientStreamingServer[LoadRequest, Lo
 }
 func (UnimplementedImagesServer) Save(*SaveRequest, grpc.ServerStreamingServer[SaveChunk]) error {
 	return status.Error(codes.Unimplemented, "method Save not implemented")
+}
+func (UnimplementedImagesServer) Login(context.Context, *LoginRequest) (*LoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Login not implemented")
 }
 func (UnimplementedImagesServer) mustEmbedUnimplementedImagesServer() {}
 func (UnimplementedImagesServer) testEmbeddedByValue()                {}
@@ -332,6 +352,24 @@ func _Images_Save_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Images_SaveServer = grpc.ServerStreamingServer[SaveChunk]
 
+func _Images_Login_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ImagesServer).Login(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Images_Login_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ImagesServer).Login(ctx, req.(*LoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Images_ServiceDesc is the grpc.ServiceDesc for Images service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -354,6 +392,10 @@ var Images_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Tag",
 			Handler:    _Images_Tag_Handler,
+		},
+		{
+			MethodName: "Login",
+			Handler:    _Images_Login_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
