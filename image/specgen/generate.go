@@ -95,7 +95,7 @@ func Generate(img ocispec.Image, rootfsPath string, o Options) (*specs.Spec, *In
 	oomScoreAdj := o.OOMScoreAdj
 
 	s := &specs.Spec{
-		Version: specs.Version,
+		Version: OCIVersion,
 		Process: &specs.Process{
 			Terminal: o.Tty,
 			User:     user,
@@ -338,3 +338,9 @@ func depth(p string) int {
 	}
 	return strings.Count(p, "/")
 }
+
+// OCIVersion is the ociVersion the generated specs declare. Every field
+// they use exists in runtime-spec 1.0.2, and older runtimes refuse a newer
+// version than they know (crun 1.8 rejects 1.3.0), so they claim 1.0.2-dev
+// as runc 1.1's `runc spec` does.
+const OCIVersion = "1.0.2-dev"

@@ -391,7 +391,7 @@ func TestDefaults(t *testing.T) {
 	rootfs := fakeRootfs(t, ptr(testPasswd), ptr(testGroup))
 	s, info := mustGenerate(t, image(nil, []string{"sh"}, nil), rootfs, Options{ID: testID})
 
-	if s.Version != specs.Version || s.Root.Path != rootfs || s.Root.Readonly {
+	if s.Version != OCIVersion || s.Root.Path != rootfs || s.Root.Readonly {
 		t.Fatalf("version %q root %+v", s.Version, s.Root)
 	}
 	if s.Hostname != "0123456789ab" || info.Hostname != "0123456789ab" {
