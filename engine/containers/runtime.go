@@ -109,9 +109,15 @@ func waitGone(pid int, d time.Duration) bool {
 // container's program could not be run: 127 when it does not exist, 126
 // when it cannot be executed (moby daemon/start.go).
 func startExitCode(err error) int {
-	msg := err.Error()
+	msg := strings.ToLower(err.Error())
+	// runc and skiff-runtime say `exec: "prog": …`, crun `executable file
+	// `prog` not found …` or `open executable: …`.
+	if !strings.Contains(msg, `exec: "`) && !strings.Contains(msg, "executable") {
+		return 0
+	}
 	switch {
-	case strings.Contains(msg, "executable file not found"),
+	case strings.Contains(msg, "not found in $path"),
+		strings.Contains(msg, "executable file not found"),
 		strings.Contains(msg, "no such file or directory"):
 		return 127
 	case strings.Contains(msg, "permission denied"),
@@ -129,6 +135,9 @@ func startExitCode(err error) int {
 // failed start does not keep).
 func programError(msg string) string {
 	i := strings.Index(msg, `exec: "`)
+	if i < 0 {
+		i = strings.Index(msg, "executable")
+	}
 	if i < 0 {
 		return msg
 	}

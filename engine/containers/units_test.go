@@ -112,6 +112,11 @@ func TestStartExitCode(t *testing.T) {
 		`exec: "/etc/passwd": permission denied`:                      126,
 		`exec: "/etc": is a directory`:                                126,
 		`runtime create failed: cgroups in hybrid mode not supported`: 0,
+		// crun's words.
+		"crun create x: executable file `/no/such` not found in $PATH: No such file or directory": 127,
+		"crun create x: open executable: Permission denied":                                       126,
+		// A missing bundle is the engine's problem, not the program's.
+		"runtime create failed: open config.json: no such file or directory": 0,
 	} {
 		if got := startExitCode(errors.New(msg)); got != want {
 			t.Errorf("startExitCode(%q) = %d, want %d", msg, got, want)

@@ -24,9 +24,11 @@ type daemon struct {
 	t                   *testing.T
 	root, state, socket string
 	args                []string
-	cmd                 *exec.Cmd
-	exited              chan struct{}
-	log                 *bytes.Buffer
+	// wrap, if set, is a command line skiffd's own is appended to.
+	wrap   []string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    *bytes.Buffer
 }
 
 // startDaemon starts skiffd on fresh temporary directories. At the end of
@@ -34,13 +36,19 @@ type daemon struct {
 // nothing is left: no mount, process or cgroup of the test's containers.
 func startDaemon(t *testing.T, extraArgs ...string) *daemon {
 	t.Helper()
+	return startWrappedDaemon(t, nil, extraArgs...)
+}
+
+// startWrappedDaemon is startDaemon with skiffd run through wrap.
+func startWrappedDaemon(t *testing.T, wrap []string, extraArgs ...string) *daemon {
+	t.Helper()
 	base, err := os.MkdirTemp("", "skiff-e2e-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := &daemon{
 		t: t, root: filepath.Join(base, "root"), state: filepath.Join(base, "state"),
-		socket: filepath.Join(base, "state", "skiffd.sock"), args: extraArgs,
+		socket: filepath.Join(base, "state", "skiffd.sock"), args: extraArgs, wrap: wrap,
 	}
 	d.start()
 	t.Cleanup(func() {
@@ -57,7 +65,8 @@ func (d *daemon) start() {
 	d.t.Helper()
 	args := append([]string{"--root", d.root, "--state", d.state, "--socket", d.socket,
 		"--config", "/dev/null", "--log-level", "debug"}, d.args...)
-	d.cmd = exec.Command(bins.skiffd, args...)
+	argv := append(append(append([]string(nil), d.wrap...), bins.skiffd), args...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.log = &bytes.Buffer{}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

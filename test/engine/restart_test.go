@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +85,33 @@ func TestRuntimes(t *testing.T) {
 	}
 	if r := d2.run("run", "--rm", reg.Busybox, "/no/such"); r.Code != 127 {
 		t.Errorf("skiffd --runtime runc: missing binary exit %d, want 127: %s", r.Code, r)
+	}
+}
+
+// TestRuntimeCrun runs containers with crun. crun 1.8 refuses this host's
+// hybrid cgroup layout, so skiffd (and with it the shims and crun) runs in
+// a mount namespace of its own where the empty cgroup2 mount at
+// /sys/fs/cgroup/unified is gone, as the benchmarks run crun.
+func TestRuntimeCrun(t *testing.T) {
+	crun, err := exec.LookPath("crun")
+	if err != nil {
+		t.Fatalf("crun is needed for this test (hack/deps.sh installs it): %v", err)
+	}
+	reg := startRegistry(t)
+	wrap := []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
+		"umount /sys/fs/cgroup/unified 2>/dev/null; exec \"$0\" \"$@\""}
+	d := startWrappedDaemon(t, wrap, "--runtime", crun)
+	d.must("pull", "-q", reg.Busybox)
+	if out := d.must("run", "--rm", reg.Busybox, "sh", "-c", "echo hi from crun"); out != "hi from crun\n" {
+		t.Errorf("crun container said %q", out)
+	}
+	if r := d.run("run", "--rm", reg.Busybox, "sh", "-c", "exit 9"); r.Code != 9 {
+		t.Errorf("crun: exit %d, want 9: %s", r.Code, r)
+	}
+	if r := d.run("run", "--rm", reg.Busybox, "/no/such"); r.Code != 127 {
+		t.Errorf("crun: missing binary: exit %d, want 127: %s", r.Code, r)
+	}
+	if r := d.run("run", "--rm", reg.Busybox, "/etc/passwd"); r.Code != 126 {
+		t.Errorf("crun: not executable: exit %d, want 126: %s", r.Code, r)
 	}
 }
