@@ -113,7 +113,8 @@ func TestPullResolveRemove(t *testing.T) {
 			}
 
 			// Every way of naming it.
-			for _, n := range []string{bbName, reg.Domain + "/skiff/busybox", bb.id().String(), bb.id().Encoded()[:12], "sha256:" + bb.id().Encoded()[:6]} {
+			for _, n := range []string{bbName, reg.Domain + "/skiff/busybox", bb.id().String(), bb.id().Encoded()[:12], "sha256:" + bb.id().Encoded()[:6],
+				reg.Domain + "/skiff/busybox@" + bb.manifest.desc.Digest.String()} {
 				got, err := e.svc.Get(ctx, "default", n)
 				if err != nil || got.Name != bbName {
 					t.Errorf("Get(%q) = %q, %v", n, got.Name, err)

@@ -256,6 +256,21 @@ func isIDLike(s string) (string, bool) {
 	return h, true
 }
 
+// byRepoDigest finds a record of ref's repository whose target has ref's
+// digest.
+func (s *Service) byRepoDigest(ns string, ref reference.Reference) (metadata.Image, bool, error) {
+	recs, err := s.db.ListImages(ns, func(r metadata.Image) bool { return r.Target.Digest == ref.Digest })
+	if err != nil {
+		return metadata.Image{}, false, err
+	}
+	for _, r := range recs {
+		if rr, err := reference.ParseDockerRef(r.Name); err == nil && rr.Name() == ref.Name() {
+			return r, true, nil
+		}
+	}
+	return metadata.Image{}, false, nil
+}
+
 // lookup finds the record nameOrID names; byID reports whether it was
 // found as an image id.
 func (s *Service) lookup(ctx context.Context, ns, nameOrID string) (rec metadata.Image, p *parts, byID bool, err error) {
@@ -273,6 +288,17 @@ func (s *Service) lookup(ctx context.Context, ns, nameOrID string) (rec metadata
 		}
 		if !errdefs.IsNotFound(err) {
 			return metadata.Image{}, nil, false, err
+		}
+		if ref.Digest != "" {
+			// name@digest: an image of that repository pulled by tag
+			// whose manifest (or index) has that digest, as docker finds it.
+			if rec, ok, err := s.byRepoDigest(ns, ref); err != nil || ok {
+				if err != nil {
+					return metadata.Image{}, nil, false, err
+				}
+				p, err = s.recordParts(ctx, rec)
+				return rec, p, false, err
+			}
 		}
 	}
 	hexID, idLike := isIDLike(nameOrID)
