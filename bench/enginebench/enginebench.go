@@ -135,7 +135,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	pm := peers.Podman{Dir: filepath.Join(work, "podman"), Runtime: cfg.Runc}
 	defer pm.Reset(context.Background())
 
-	rep.Versions["skiff"] = firstLine(peers.Command(ctx, time.Minute, sk.cli("version")...))
+	rep.Versions["skiffd"] = firstLine(peers.Command(ctx, time.Minute, filepath.Join(cfg.BinDir, "skiffd"), "--version"))
 	rep.Versions["containerd"] = firstLine(peers.Command(ctx, time.Minute, "containerd", "--version"))
 	rep.Versions["podman"] = firstLine(peers.Command(ctx, time.Minute, "podman", "--version"))
 	rep.Versions["runc"] = firstLine(peers.Command(ctx, time.Minute, cfg.Runc, "--version"))
@@ -160,7 +160,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		{"skiff", func(int) []string { return sk.cli("run", "--rm", small, "true") }},
 		{"skiff (--runtime runc)", func(int) []string { return sk.cli("run", "--rm", "--runtime", cfg.Runc, small, "true") }},
 		{"containerd (ctr run --rm)", func(i int) []string {
-			return cd.Ctr("run", "--rm", "--runc-binary", cfg.Runc, small, fmt.Sprintf("bench-%d", i), "true")
+			return cd.Ctr("run", "--rm", "--runc-binary", cfg.Runc, small, fmt.Sprintf("bench-%d", i+1), "true")
 		}},
 		{"podman (run --rm)", func(int) []string {
 			return pm.Args(append(append([]string{"run", "--rm", "--network", "none"}, peers.RunFlags()...), small, "true")...)

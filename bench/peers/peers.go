@@ -44,6 +44,9 @@ type Containerd struct {
 // dir (CRI and unused snapshotters off) and waits until it answers.
 func StartContainerd(ctx context.Context, dir, namespace string) (*Containerd, error) {
 	c := &Containerd{Dir: dir, Address: filepath.Join(dir, "containerd.sock"), Namespace: namespace}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	config := fmt.Sprintf(`version = 2
 root = %q
 state = %q

@@ -84,6 +84,9 @@ func Launch(dir string) (*Registry, error) {
 	if _, err := os.Stat(Binary); err != nil {
 		return nil, fmt.Errorf("the distribution registry is needed: %w (apt-get install docker-registry)", err)
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	var lastErr error
 	for range 5 { // a free port may be taken between probe and use
 		r, err := start(dir)
