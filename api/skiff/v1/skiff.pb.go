@@ -1020,6 +1020,1946 @@ func (x *SaveChunk) GetData() []byte {
 	return nil
 }
 
+type PauseContainerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseContainerRequest) Reset() {
+	*x = PauseContainerRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseContainerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseContainerRequest) ProtoMessage() {}
+
+func (x *PauseContainerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseContainerRequest.ProtoReflect.Descriptor instead.
+func (*PauseContainerRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PauseContainerRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RenameContainerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenameContainerRequest) Reset() {
+	*x = RenameContainerRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenameContainerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenameContainerRequest) ProtoMessage() {}
+
+func (x *RenameContainerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenameContainerRequest.ProtoReflect.Descriptor instead.
+func (*RenameContainerRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RenameContainerRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RenameContainerRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type UpdateContainerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Resources     *Resources             `protobuf:"bytes,2,opt,name=resources,proto3" json:"resources,omitempty"`
+	RestartPolicy *RestartPolicy         `protobuf:"bytes,3,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateContainerRequest) Reset() {
+	*x = UpdateContainerRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateContainerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateContainerRequest) ProtoMessage() {}
+
+func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateContainerRequest.ProtoReflect.Descriptor instead.
+func (*UpdateContainerRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *UpdateContainerRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateContainerRequest) GetResources() *Resources {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *UpdateContainerRequest) GetRestartPolicy() *RestartPolicy {
+	if x != nil {
+		return x.RestartPolicy
+	}
+	return nil
+}
+
+type TopRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	PsArgs        []string               `protobuf:"bytes,2,rep,name=ps_args,json=psArgs,proto3" json:"ps_args,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopRequest) Reset() {
+	*x = TopRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopRequest) ProtoMessage() {}
+
+func (x *TopRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopRequest.ProtoReflect.Descriptor instead.
+func (*TopRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *TopRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TopRequest) GetPsArgs() []string {
+	if x != nil {
+		return x.PsArgs
+	}
+	return nil
+}
+
+type TopResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Titles        []string               `protobuf:"bytes,1,rep,name=titles,proto3" json:"titles,omitempty"`
+	Processes     []*TopResponse_Row     `protobuf:"bytes,2,rep,name=processes,proto3" json:"processes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopResponse) Reset() {
+	*x = TopResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopResponse) ProtoMessage() {}
+
+func (x *TopResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopResponse.ProtoReflect.Descriptor instead.
+func (*TopResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *TopResponse) GetTitles() []string {
+	if x != nil {
+		return x.Titles
+	}
+	return nil
+}
+
+func (x *TopResponse) GetProcesses() []*TopResponse_Row {
+	if x != nil {
+		return x.Processes
+	}
+	return nil
+}
+
+type StatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Stream        bool                   `protobuf:"varint,2,opt,name=stream,proto3" json:"stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsRequest) Reset() {
+	*x = StatsRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsRequest) ProtoMessage() {}
+
+func (x *StatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
+func (*StatsRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *StatsRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *StatsRequest) GetStream() bool {
+	if x != nil {
+		return x.Stream
+	}
+	return false
+}
+
+type ContainerStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Read          int64                  `protobuf:"varint,3,opt,name=read,proto3" json:"read,omitempty"`                                    // time of the sample
+	CpuUsageNs    uint64                 `protobuf:"varint,4,opt,name=cpu_usage_ns,json=cpuUsageNs,proto3" json:"cpu_usage_ns,omitempty"`    // cumulative
+	SystemCpuNs   uint64                 `protobuf:"varint,5,opt,name=system_cpu_ns,json=systemCpuNs,proto3" json:"system_cpu_ns,omitempty"` // host's cumulative, for the percentage
+	OnlineCpus    uint32                 `protobuf:"varint,6,opt,name=online_cpus,json=onlineCpus,proto3" json:"online_cpus,omitempty"`
+	MemoryUsage   uint64                 `protobuf:"varint,7,opt,name=memory_usage,json=memoryUsage,proto3" json:"memory_usage,omitempty"`
+	MemoryLimit   uint64                 `protobuf:"varint,8,opt,name=memory_limit,json=memoryLimit,proto3" json:"memory_limit,omitempty"`
+	Pids          uint64                 `protobuf:"varint,9,opt,name=pids,proto3" json:"pids,omitempty"`
+	NetRx         uint64                 `protobuf:"varint,10,opt,name=net_rx,json=netRx,proto3" json:"net_rx,omitempty"`
+	NetTx         uint64                 `protobuf:"varint,11,opt,name=net_tx,json=netTx,proto3" json:"net_tx,omitempty"`
+	BlockRead     uint64                 `protobuf:"varint,12,opt,name=block_read,json=blockRead,proto3" json:"block_read,omitempty"`
+	BlockWrite    uint64                 `protobuf:"varint,13,opt,name=block_write,json=blockWrite,proto3" json:"block_write,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerStats) Reset() {
+	*x = ContainerStats{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerStats) ProtoMessage() {}
+
+func (x *ContainerStats) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerStats.ProtoReflect.Descriptor instead.
+func (*ContainerStats) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ContainerStats) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ContainerStats) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ContainerStats) GetRead() int64 {
+	if x != nil {
+		return x.Read
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetCpuUsageNs() uint64 {
+	if x != nil {
+		return x.CpuUsageNs
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetSystemCpuNs() uint64 {
+	if x != nil {
+		return x.SystemCpuNs
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetOnlineCpus() uint32 {
+	if x != nil {
+		return x.OnlineCpus
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetMemoryUsage() uint64 {
+	if x != nil {
+		return x.MemoryUsage
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetMemoryLimit() uint64 {
+	if x != nil {
+		return x.MemoryLimit
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetPids() uint64 {
+	if x != nil {
+		return x.Pids
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetNetRx() uint64 {
+	if x != nil {
+		return x.NetRx
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetNetTx() uint64 {
+	if x != nil {
+		return x.NetTx
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetBlockRead() uint64 {
+	if x != nil {
+		return x.BlockRead
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetBlockWrite() uint64 {
+	if x != nil {
+		return x.BlockWrite
+	}
+	return 0
+}
+
+type ExecStart struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // the container
+	Cmd           []string               `protobuf:"bytes,2,rep,name=cmd,proto3" json:"cmd,omitempty"`
+	Env           []string               `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty"`
+	User          string                 `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	WorkingDir    string                 `protobuf:"bytes,5,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	Tty           bool                   `protobuf:"varint,6,opt,name=tty,proto3" json:"tty,omitempty"`
+	Stdin         bool                   `protobuf:"varint,7,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	Detach        bool                   `protobuf:"varint,8,opt,name=detach,proto3" json:"detach,omitempty"`
+	Privileged    bool                   `protobuf:"varint,9,opt,name=privileged,proto3" json:"privileged,omitempty"`
+	Width         uint32                 `protobuf:"varint,10,opt,name=width,proto3" json:"width,omitempty"` // initial terminal size
+	Height        uint32                 `protobuf:"varint,11,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecStart) Reset() {
+	*x = ExecStart{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecStart) ProtoMessage() {}
+
+func (x *ExecStart) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
+func (*ExecStart) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ExecStart) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ExecStart) GetCmd() []string {
+	if x != nil {
+		return x.Cmd
+	}
+	return nil
+}
+
+func (x *ExecStart) GetEnv() []string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *ExecStart) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ExecStart) GetWorkingDir() string {
+	if x != nil {
+		return x.WorkingDir
+	}
+	return ""
+}
+
+func (x *ExecStart) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *ExecStart) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *ExecStart) GetDetach() bool {
+	if x != nil {
+		return x.Detach
+	}
+	return false
+}
+
+func (x *ExecStart) GetPrivileged() bool {
+	if x != nil {
+		return x.Privileged
+	}
+	return false
+}
+
+func (x *ExecStart) GetWidth() uint32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *ExecStart) GetHeight() uint32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+type ExecInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*ExecInput_Start
+	//	*ExecInput_Stdin
+	//	*ExecInput_CloseStdin
+	//	*ExecInput_Resize
+	Msg           isExecInput_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecInput) Reset() {
+	*x = ExecInput{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecInput) ProtoMessage() {}
+
+func (x *ExecInput) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecInput.ProtoReflect.Descriptor instead.
+func (*ExecInput) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ExecInput) GetMsg() isExecInput_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *ExecInput) GetStart() *ExecStart {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecInput_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
+func (x *ExecInput) GetStdin() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecInput_Stdin); ok {
+			return x.Stdin
+		}
+	}
+	return nil
+}
+
+func (x *ExecInput) GetCloseStdin() bool {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecInput_CloseStdin); ok {
+			return x.CloseStdin
+		}
+	}
+	return false
+}
+
+func (x *ExecInput) GetResize() *ResizeRequest {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecInput_Resize); ok {
+			return x.Resize
+		}
+	}
+	return nil
+}
+
+type isExecInput_Msg interface {
+	isExecInput_Msg()
+}
+
+type ExecInput_Start struct {
+	Start *ExecStart `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
+}
+
+type ExecInput_Stdin struct {
+	Stdin []byte `protobuf:"bytes,2,opt,name=stdin,proto3,oneof"`
+}
+
+type ExecInput_CloseStdin struct {
+	CloseStdin bool `protobuf:"varint,3,opt,name=close_stdin,json=closeStdin,proto3,oneof"`
+}
+
+type ExecInput_Resize struct {
+	Resize *ResizeRequest `protobuf:"bytes,4,opt,name=resize,proto3,oneof"`
+}
+
+func (*ExecInput_Start) isExecInput_Msg() {}
+
+func (*ExecInput_Stdin) isExecInput_Msg() {}
+
+func (*ExecInput_CloseStdin) isExecInput_Msg() {}
+
+func (*ExecInput_Resize) isExecInput_Msg() {}
+
+type CopyToRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first message names the container and the destination directory;
+	// the following ones carry a tar stream.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Path          string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyToRequest) Reset() {
+	*x = CopyToRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyToRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyToRequest) ProtoMessage() {}
+
+func (x *CopyToRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyToRequest.ProtoReflect.Descriptor instead.
+func (*CopyToRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CopyToRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CopyToRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *CopyToRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type CopyToResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyToResponse) Reset() {
+	*x = CopyToResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyToResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyToResponse) ProtoMessage() {}
+
+func (x *CopyToResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyToResponse.ProtoReflect.Descriptor instead.
+func (*CopyToResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{26}
+}
+
+type CopyFromRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyFromRequest) Reset() {
+	*x = CopyFromRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyFromRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyFromRequest) ProtoMessage() {}
+
+func (x *CopyFromRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyFromRequest.ProtoReflect.Descriptor instead.
+func (*CopyFromRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CopyFromRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CopyFromRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type CopyChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyChunk) Reset() {
+	*x = CopyChunk{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyChunk) ProtoMessage() {}
+
+func (x *CopyChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyChunk.ProtoReflect.Descriptor instead.
+func (*CopyChunk) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CopyChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type Network struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Driver        string                 `protobuf:"bytes,3,opt,name=driver,proto3" json:"driver,omitempty"` // "bridge"
+	Subnet        string                 `protobuf:"bytes,4,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Gateway       string                 `protobuf:"bytes,5,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	Bridge        string                 `protobuf:"bytes,6,opt,name=bridge,proto3" json:"bridge,omitempty"` // the host's bridge device
+	Created       int64                  `protobuf:"varint,7,opt,name=created,proto3" json:"created,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Containers    []string               `protobuf:"bytes,9,rep,name=containers,proto3" json:"containers,omitempty"` // ids of connected containers
+	Internal      bool                   `protobuf:"varint,10,opt,name=internal,proto3" json:"internal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Network) Reset() {
+	*x = Network{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Network) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Network) ProtoMessage() {}
+
+func (x *Network) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Network.ProtoReflect.Descriptor instead.
+func (*Network) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *Network) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Network) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Network) GetDriver() string {
+	if x != nil {
+		return x.Driver
+	}
+	return ""
+}
+
+func (x *Network) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *Network) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+func (x *Network) GetBridge() string {
+	if x != nil {
+		return x.Bridge
+	}
+	return ""
+}
+
+func (x *Network) GetCreated() int64 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+func (x *Network) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Network) GetContainers() []string {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
+func (x *Network) GetInternal() bool {
+	if x != nil {
+		return x.Internal
+	}
+	return false
+}
+
+type CreateNetworkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Driver        string                 `protobuf:"bytes,2,opt,name=driver,proto3" json:"driver,omitempty"`
+	Subnet        string                 `protobuf:"bytes,3,opt,name=subnet,proto3" json:"subnet,omitempty"`
+	Gateway       string                 `protobuf:"bytes,4,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Internal      bool                   `protobuf:"varint,6,opt,name=internal,proto3" json:"internal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateNetworkRequest) Reset() {
+	*x = CreateNetworkRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateNetworkRequest) ProtoMessage() {}
+
+func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateNetworkRequest.ProtoReflect.Descriptor instead.
+func (*CreateNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CreateNetworkRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateNetworkRequest) GetDriver() string {
+	if x != nil {
+		return x.Driver
+	}
+	return ""
+}
+
+func (x *CreateNetworkRequest) GetSubnet() string {
+	if x != nil {
+		return x.Subnet
+	}
+	return ""
+}
+
+func (x *CreateNetworkRequest) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+func (x *CreateNetworkRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *CreateNetworkRequest) GetInternal() bool {
+	if x != nil {
+		return x.Internal
+	}
+	return false
+}
+
+type ListNetworksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNetworksRequest) Reset() {
+	*x = ListNetworksRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNetworksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNetworksRequest) ProtoMessage() {}
+
+func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNetworksRequest.ProtoReflect.Descriptor instead.
+func (*ListNetworksRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{31}
+}
+
+type ListNetworksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Networks      []*Network             `protobuf:"bytes,1,rep,name=networks,proto3" json:"networks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNetworksResponse) Reset() {
+	*x = ListNetworksResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNetworksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNetworksResponse) ProtoMessage() {}
+
+func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNetworksResponse.ProtoReflect.Descriptor instead.
+func (*ListNetworksResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListNetworksResponse) GetNetworks() []*Network {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+type InspectNetworkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectNetworkRequest) Reset() {
+	*x = InspectNetworkRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectNetworkRequest) ProtoMessage() {}
+
+func (x *InspectNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectNetworkRequest.ProtoReflect.Descriptor instead.
+func (*InspectNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *InspectNetworkRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveNetworkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNetworkRequest) Reset() {
+	*x = RemoveNetworkRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNetworkRequest) ProtoMessage() {}
+
+func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNetworkRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RemoveNetworkRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveNetworkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNetworkResponse) Reset() {
+	*x = RemoveNetworkResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNetworkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNetworkResponse) ProtoMessage() {}
+
+func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNetworkResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNetworkResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{35}
+}
+
+type ConnectNetworkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       string                 `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	Container     string                 `protobuf:"bytes,2,opt,name=container,proto3" json:"container,omitempty"`
+	Endpoint      *EndpointConfig        `protobuf:"bytes,3,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectNetworkRequest) Reset() {
+	*x = ConnectNetworkRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectNetworkRequest) ProtoMessage() {}
+
+func (x *ConnectNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectNetworkRequest.ProtoReflect.Descriptor instead.
+func (*ConnectNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ConnectNetworkRequest) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *ConnectNetworkRequest) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *ConnectNetworkRequest) GetEndpoint() *EndpointConfig {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+type ConnectNetworkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectNetworkResponse) Reset() {
+	*x = ConnectNetworkResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectNetworkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectNetworkResponse) ProtoMessage() {}
+
+func (x *ConnectNetworkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectNetworkResponse.ProtoReflect.Descriptor instead.
+func (*ConnectNetworkResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37}
+}
+
+type DisconnectNetworkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       string                 `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	Container     string                 `protobuf:"bytes,2,opt,name=container,proto3" json:"container,omitempty"`
+	Force         bool                   `protobuf:"varint,3,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectNetworkRequest) Reset() {
+	*x = DisconnectNetworkRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectNetworkRequest) ProtoMessage() {}
+
+func (x *DisconnectNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectNetworkRequest.ProtoReflect.Descriptor instead.
+func (*DisconnectNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *DisconnectNetworkRequest) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *DisconnectNetworkRequest) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *DisconnectNetworkRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type DisconnectNetworkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisconnectNetworkResponse) Reset() {
+	*x = DisconnectNetworkResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisconnectNetworkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisconnectNetworkResponse) ProtoMessage() {}
+
+func (x *DisconnectNetworkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisconnectNetworkResponse.ProtoReflect.Descriptor instead.
+func (*DisconnectNetworkResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{39}
+}
+
+type Volume struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Driver        string                 `protobuf:"bytes,2,opt,name=driver,proto3" json:"driver,omitempty"` // "local"
+	Mountpoint    string                 `protobuf:"bytes,3,opt,name=mountpoint,proto3" json:"mountpoint,omitempty"`
+	Created       int64                  `protobuf:"varint,4,opt,name=created,proto3" json:"created,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Anonymous     bool                   `protobuf:"varint,6,opt,name=anonymous,proto3" json:"anonymous,omitempty"`
+	UsedBy        []string               `protobuf:"bytes,7,rep,name=used_by,json=usedBy,proto3" json:"used_by,omitempty"` // container ids
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Volume) Reset() {
+	*x = Volume{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Volume) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Volume) ProtoMessage() {}
+
+func (x *Volume) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Volume.ProtoReflect.Descriptor instead.
+func (*Volume) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *Volume) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Volume) GetDriver() string {
+	if x != nil {
+		return x.Driver
+	}
+	return ""
+}
+
+func (x *Volume) GetMountpoint() string {
+	if x != nil {
+		return x.Mountpoint
+	}
+	return ""
+}
+
+func (x *Volume) GetCreated() int64 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+func (x *Volume) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Volume) GetAnonymous() bool {
+	if x != nil {
+		return x.Anonymous
+	}
+	return false
+}
+
+func (x *Volume) GetUsedBy() []string {
+	if x != nil {
+		return x.UsedBy
+	}
+	return nil
+}
+
+type CreateVolumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Driver        string                 `protobuf:"bytes,2,opt,name=driver,proto3" json:"driver,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateVolumeRequest) Reset() {
+	*x = CreateVolumeRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateVolumeRequest) ProtoMessage() {}
+
+func (x *CreateVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateVolumeRequest.ProtoReflect.Descriptor instead.
+func (*CreateVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *CreateVolumeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateVolumeRequest) GetDriver() string {
+	if x != nil {
+		return x.Driver
+	}
+	return ""
+}
+
+func (x *CreateVolumeRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+type ListVolumesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVolumesRequest) Reset() {
+	*x = ListVolumesRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVolumesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVolumesRequest) ProtoMessage() {}
+
+func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVolumesRequest.ProtoReflect.Descriptor instead.
+func (*ListVolumesRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{42}
+}
+
+type ListVolumesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Volumes       []*Volume              `protobuf:"bytes,1,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVolumesResponse) Reset() {
+	*x = ListVolumesResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVolumesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVolumesResponse) ProtoMessage() {}
+
+func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVolumesResponse.ProtoReflect.Descriptor instead.
+func (*ListVolumesResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListVolumesResponse) GetVolumes() []*Volume {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+type InspectVolumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InspectVolumeRequest) Reset() {
+	*x = InspectVolumeRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InspectVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InspectVolumeRequest) ProtoMessage() {}
+
+func (x *InspectVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InspectVolumeRequest.ProtoReflect.Descriptor instead.
+func (*InspectVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *InspectVolumeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type RemoveVolumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Force         bool                   `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveVolumeRequest) Reset() {
+	*x = RemoveVolumeRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveVolumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveVolumeRequest) ProtoMessage() {}
+
+func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveVolumeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveVolumeRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *RemoveVolumeRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RemoveVolumeRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type RemoveVolumeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveVolumeResponse) Reset() {
+	*x = RemoveVolumeResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveVolumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveVolumeResponse) ProtoMessage() {}
+
+func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveVolumeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveVolumeResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{46}
+}
+
+type PruneVolumesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	All           bool                   `protobuf:"varint,1,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneVolumesRequest) Reset() {
+	*x = PruneVolumesRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneVolumesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneVolumesRequest) ProtoMessage() {}
+
+func (x *PruneVolumesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneVolumesRequest.ProtoReflect.Descriptor instead.
+func (*PruneVolumesRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *PruneVolumesRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+type PruneVolumesResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Deleted        []string               `protobuf:"bytes,1,rep,name=deleted,proto3" json:"deleted,omitempty"`
+	SpaceReclaimed int64                  `protobuf:"varint,2,opt,name=space_reclaimed,json=spaceReclaimed,proto3" json:"space_reclaimed,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PruneVolumesResponse) Reset() {
+	*x = PruneVolumesResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneVolumesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneVolumesResponse) ProtoMessage() {}
+
+func (x *PruneVolumesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneVolumesResponse.ProtoReflect.Descriptor instead.
+func (*PruneVolumesResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *PruneVolumesResponse) GetDeleted() []string {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
+func (x *PruneVolumesResponse) GetSpaceReclaimed() int64 {
+	if x != nil {
+		return x.SpaceReclaimed
+	}
+	return 0
+}
+
 type RestartPolicy struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // "", "no", "always", "on-failure", "unless-stopped"
@@ -1030,7 +2970,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +2982,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +2995,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{16}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RestartPolicy) GetName() string {
@@ -1103,13 +3043,36 @@ type ContainerConfig struct {
 	// StopTimeout is the default for stop, in seconds (-1: unset → 10).
 	StopTimeout   int32          `protobuf:"varint,18,opt,name=stop_timeout,json=stopTimeout,proto3" json:"stop_timeout,omitempty"`
 	RestartPolicy *RestartPolicy `protobuf:"bytes,19,opt,name=restart_policy,json=restartPolicy,proto3" json:"restart_policy,omitempty"`
+	// Networking. NetworkMode above may also be "bridge" (the default
+	// network "skiff"), a network name, or "container:<id>".
+	// Networks are further networks to connect at create (with aliases).
+	Networks []*EndpointConfig `protobuf:"bytes,20,rep,name=networks,proto3" json:"networks,omitempty"`
+	// PortBindings are -p; PublishAll is -P (the image's ExposedPorts on
+	// random host ports).
+	PortBindings []*PortBinding `protobuf:"bytes,21,rep,name=port_bindings,json=portBindings,proto3" json:"port_bindings,omitempty"`
+	PublishAll   bool           `protobuf:"varint,22,opt,name=publish_all,json=publishAll,proto3" json:"publish_all,omitempty"`
+	Dns          []string       `protobuf:"bytes,23,rep,name=dns,proto3" json:"dns,omitempty"`
+	ExtraHosts   []string       `protobuf:"bytes,24,rep,name=extra_hosts,json=extraHosts,proto3" json:"extra_hosts,omitempty"` // --add-host host:ip
+	// Storage: -v, --mount, --tmpfs, in the order given.
+	Mounts []*Mount `protobuf:"bytes,25,rep,name=mounts,proto3" json:"mounts,omitempty"`
+	// Resources and security (docker's flags).
+	Resources     *Resources        `protobuf:"bytes,26,opt,name=resources,proto3" json:"resources,omitempty"`
+	Privileged    bool              `protobuf:"varint,27,opt,name=privileged,proto3" json:"privileged,omitempty"`
+	CapAdd        []string          `protobuf:"bytes,28,rep,name=cap_add,json=capAdd,proto3" json:"cap_add,omitempty"`
+	CapDrop       []string          `protobuf:"bytes,29,rep,name=cap_drop,json=capDrop,proto3" json:"cap_drop,omitempty"`
+	SecurityOpt   []string          `protobuf:"bytes,30,rep,name=security_opt,json=securityOpt,proto3" json:"security_opt,omitempty"` // seccomp=…, no-new-privileges[:true]
+	Devices       []string          `protobuf:"bytes,31,rep,name=devices,proto3" json:"devices,omitempty"`                            // --device /dev/x[:/dev/y[:rwm]]
+	ShmSize       int64             `protobuf:"varint,32,opt,name=shm_size,json=shmSize,proto3" json:"shm_size,omitempty"`
+	Sysctls       map[string]string `protobuf:"bytes,33,rep,name=sysctls,proto3" json:"sysctls,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	GroupAdd      []string          `protobuf:"bytes,34,rep,name=group_add,json=groupAdd,proto3" json:"group_add,omitempty"`
+	Ulimits       []*Ulimit         `protobuf:"bytes,35,rep,name=ulimits,proto3" json:"ulimits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ContainerConfig) Reset() {
 	*x = ContainerConfig{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +3084,7 @@ func (x *ContainerConfig) String() string {
 func (*ContainerConfig) ProtoMessage() {}
 
 func (x *ContainerConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +3097,7 @@ func (x *ContainerConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerConfig.ProtoReflect.Descriptor instead.
 func (*ContainerConfig) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{17}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ContainerConfig) GetName() string {
@@ -1270,6 +3233,555 @@ func (x *ContainerConfig) GetRestartPolicy() *RestartPolicy {
 	return nil
 }
 
+func (x *ContainerConfig) GetNetworks() []*EndpointConfig {
+	if x != nil {
+		return x.Networks
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetPortBindings() []*PortBinding {
+	if x != nil {
+		return x.PortBindings
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetPublishAll() bool {
+	if x != nil {
+		return x.PublishAll
+	}
+	return false
+}
+
+func (x *ContainerConfig) GetDns() []string {
+	if x != nil {
+		return x.Dns
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetExtraHosts() []string {
+	if x != nil {
+		return x.ExtraHosts
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetMounts() []*Mount {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetResources() *Resources {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetPrivileged() bool {
+	if x != nil {
+		return x.Privileged
+	}
+	return false
+}
+
+func (x *ContainerConfig) GetCapAdd() []string {
+	if x != nil {
+		return x.CapAdd
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetCapDrop() []string {
+	if x != nil {
+		return x.CapDrop
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetSecurityOpt() []string {
+	if x != nil {
+		return x.SecurityOpt
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetDevices() []string {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetShmSize() int64 {
+	if x != nil {
+		return x.ShmSize
+	}
+	return 0
+}
+
+func (x *ContainerConfig) GetSysctls() map[string]string {
+	if x != nil {
+		return x.Sysctls
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetGroupAdd() []string {
+	if x != nil {
+		return x.GroupAdd
+	}
+	return nil
+}
+
+func (x *ContainerConfig) GetUlimits() []*Ulimit {
+	if x != nil {
+		return x.Ulimits
+	}
+	return nil
+}
+
+type EndpointConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       string                 `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	Aliases       []string               `protobuf:"bytes,2,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	Ipv4Address   string                 `protobuf:"bytes,3,opt,name=ipv4_address,json=ipv4Address,proto3" json:"ipv4_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndpointConfig) Reset() {
+	*x = EndpointConfig{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndpointConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndpointConfig) ProtoMessage() {}
+
+func (x *EndpointConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndpointConfig.ProtoReflect.Descriptor instead.
+func (*EndpointConfig) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *EndpointConfig) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *EndpointConfig) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
+func (x *EndpointConfig) GetIpv4Address() string {
+	if x != nil {
+		return x.Ipv4Address
+	}
+	return ""
+}
+
+type PortBinding struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HostIp        string                 `protobuf:"bytes,1,opt,name=host_ip,json=hostIp,proto3" json:"host_ip,omitempty"`        // "" = all addresses
+	HostPort      uint32                 `protobuf:"varint,2,opt,name=host_port,json=hostPort,proto3" json:"host_port,omitempty"` // 0 = pick a free port
+	ContainerPort uint32                 `protobuf:"varint,3,opt,name=container_port,json=containerPort,proto3" json:"container_port,omitempty"`
+	Protocol      string                 `protobuf:"bytes,4,opt,name=protocol,proto3" json:"protocol,omitempty"` // "tcp" (default) or "udp"
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortBinding) Reset() {
+	*x = PortBinding{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortBinding) ProtoMessage() {}
+
+func (x *PortBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortBinding.ProtoReflect.Descriptor instead.
+func (*PortBinding) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *PortBinding) GetHostIp() string {
+	if x != nil {
+		return x.HostIp
+	}
+	return ""
+}
+
+func (x *PortBinding) GetHostPort() uint32 {
+	if x != nil {
+		return x.HostPort
+	}
+	return 0
+}
+
+func (x *PortBinding) GetContainerPort() uint32 {
+	if x != nil {
+		return x.ContainerPort
+	}
+	return 0
+}
+
+func (x *PortBinding) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+type Mount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Type: "bind", "volume", "tmpfs".
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// Source: host path (bind), volume name ("" for an anonymous volume).
+	Source   string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	Target   string `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
+	ReadOnly bool   `protobuf:"varint,4,opt,name=read_only,json=readOnly,proto3" json:"read_only,omitempty"`
+	// Options: bind propagation, "z"/"Z" (accepted, no SELinux here),
+	// tmpfs size/mode, "nocopy" for volumes.
+	Options       []string `protobuf:"bytes,5,rep,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Mount) Reset() {
+	*x = Mount{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Mount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Mount) ProtoMessage() {}
+
+func (x *Mount) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Mount.ProtoReflect.Descriptor instead.
+func (*Mount) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *Mount) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Mount) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Mount) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *Mount) GetReadOnly() bool {
+	if x != nil {
+		return x.ReadOnly
+	}
+	return false
+}
+
+func (x *Mount) GetOptions() []string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type Ulimit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Soft          int64                  `protobuf:"varint,2,opt,name=soft,proto3" json:"soft,omitempty"`
+	Hard          int64                  `protobuf:"varint,3,opt,name=hard,proto3" json:"hard,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ulimit) Reset() {
+	*x = Ulimit{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ulimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ulimit) ProtoMessage() {}
+
+func (x *Ulimit) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ulimit.ProtoReflect.Descriptor instead.
+func (*Ulimit) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *Ulimit) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Ulimit) GetSoft() int64 {
+	if x != nil {
+		return x.Soft
+	}
+	return 0
+}
+
+func (x *Ulimit) GetHard() int64 {
+	if x != nil {
+		return x.Hard
+	}
+	return 0
+}
+
+type Resources struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Memory        int64                  `protobuf:"varint,1,opt,name=memory,proto3" json:"memory,omitempty"`                           // bytes
+	MemorySwap    int64                  `protobuf:"varint,2,opt,name=memory_swap,json=memorySwap,proto3" json:"memory_swap,omitempty"` // bytes; -1 unlimited
+	NanoCpus      int64                  `protobuf:"varint,3,opt,name=nano_cpus,json=nanoCpus,proto3" json:"nano_cpus,omitempty"`       // --cpus × 1e9
+	CpuShares     int64                  `protobuf:"varint,4,opt,name=cpu_shares,json=cpuShares,proto3" json:"cpu_shares,omitempty"`
+	CpusetCpus    string                 `protobuf:"bytes,5,opt,name=cpuset_cpus,json=cpusetCpus,proto3" json:"cpuset_cpus,omitempty"`
+	CpusetMems    string                 `protobuf:"bytes,6,opt,name=cpuset_mems,json=cpusetMems,proto3" json:"cpuset_mems,omitempty"`
+	PidsLimit     int64                  `protobuf:"varint,7,opt,name=pids_limit,json=pidsLimit,proto3" json:"pids_limit,omitempty"` // 0 unset, -1 unlimited
+	CpuPeriod     int64                  `protobuf:"varint,8,opt,name=cpu_period,json=cpuPeriod,proto3" json:"cpu_period,omitempty"`
+	CpuQuota      int64                  `protobuf:"varint,9,opt,name=cpu_quota,json=cpuQuota,proto3" json:"cpu_quota,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Resources) Reset() {
+	*x = Resources{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Resources) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Resources) ProtoMessage() {}
+
+func (x *Resources) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Resources.ProtoReflect.Descriptor instead.
+func (*Resources) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *Resources) GetMemory() int64 {
+	if x != nil {
+		return x.Memory
+	}
+	return 0
+}
+
+func (x *Resources) GetMemorySwap() int64 {
+	if x != nil {
+		return x.MemorySwap
+	}
+	return 0
+}
+
+func (x *Resources) GetNanoCpus() int64 {
+	if x != nil {
+		return x.NanoCpus
+	}
+	return 0
+}
+
+func (x *Resources) GetCpuShares() int64 {
+	if x != nil {
+		return x.CpuShares
+	}
+	return 0
+}
+
+func (x *Resources) GetCpusetCpus() string {
+	if x != nil {
+		return x.CpusetCpus
+	}
+	return ""
+}
+
+func (x *Resources) GetCpusetMems() string {
+	if x != nil {
+		return x.CpusetMems
+	}
+	return ""
+}
+
+func (x *Resources) GetPidsLimit() int64 {
+	if x != nil {
+		return x.PidsLimit
+	}
+	return 0
+}
+
+func (x *Resources) GetCpuPeriod() int64 {
+	if x != nil {
+		return x.CpuPeriod
+	}
+	return 0
+}
+
+func (x *Resources) GetCpuQuota() int64 {
+	if x != nil {
+		return x.CpuQuota
+	}
+	return 0
+}
+
+// NetworkSettings are a container's endpoints and published ports.
+type NetworkSettings struct {
+	state         protoimpl.MessageState      `protogen:"open.v1"`
+	Endpoints     []*NetworkSettings_Endpoint `protobuf:"bytes,1,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	Ports         []*PortBinding              `protobuf:"bytes,2,rep,name=ports,proto3" json:"ports,omitempty"`                             // as bound (host ports filled in)
+	SandboxKey    string                      `protobuf:"bytes,3,opt,name=sandbox_key,json=sandboxKey,proto3" json:"sandbox_key,omitempty"` // the netns path
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkSettings) Reset() {
+	*x = NetworkSettings{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkSettings) ProtoMessage() {}
+
+func (x *NetworkSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkSettings.ProtoReflect.Descriptor instead.
+func (*NetworkSettings) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *NetworkSettings) GetEndpoints() []*NetworkSettings_Endpoint {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+func (x *NetworkSettings) GetPorts() []*PortBinding {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *NetworkSettings) GetSandboxKey() string {
+	if x != nil {
+		return x.SandboxKey
+	}
+	return ""
+}
+
 type Container struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1299,15 +3811,18 @@ type Container struct {
 	RestartCount int32  `protobuf:"varint,18,opt,name=restart_count,json=restartCount,proto3" json:"restart_count,omitempty"`
 	Bundle       string `protobuf:"bytes,19,opt,name=bundle,proto3" json:"bundle,omitempty"`
 	// Spec is the OCI runtime spec, raw JSON, for inspect.
-	SpecJson      []byte            `protobuf:"bytes,20,opt,name=spec_json,json=specJson,proto3" json:"spec_json,omitempty"`
-	Labels        map[string]string `protobuf:"bytes,21,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	SpecJson        []byte            `protobuf:"bytes,20,opt,name=spec_json,json=specJson,proto3" json:"spec_json,omitempty"`
+	Labels          map[string]string `protobuf:"bytes,21,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	NetworkSettings *NetworkSettings  `protobuf:"bytes,22,opt,name=network_settings,json=networkSettings,proto3" json:"network_settings,omitempty"`
+	// Mounts as made (volume names resolved, sources as host paths).
+	Mounts        []*Mount `protobuf:"bytes,23,rep,name=mounts,proto3" json:"mounts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +3834,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +3847,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{18}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *Container) GetId() string {
@@ -1482,6 +3997,20 @@ func (x *Container) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *Container) GetNetworkSettings() *NetworkSettings {
+	if x != nil {
+		return x.NetworkSettings
+	}
+	return nil
+}
+
+func (x *Container) GetMounts() []*Mount {
+	if x != nil {
+		return x.Mounts
+	}
+	return nil
+}
+
 type CreateContainerRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Config        *ContainerConfig       `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
@@ -1491,7 +4020,7 @@ type CreateContainerRequest struct {
 
 func (x *CreateContainerRequest) Reset() {
 	*x = CreateContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +4032,7 @@ func (x *CreateContainerRequest) String() string {
 func (*CreateContainerRequest) ProtoMessage() {}
 
 func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +4045,7 @@ func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerRequest.ProtoReflect.Descriptor instead.
 func (*CreateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{19}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *CreateContainerRequest) GetConfig() *ContainerConfig {
@@ -1536,7 +4065,7 @@ type CreateContainerResponse struct {
 
 func (x *CreateContainerResponse) Reset() {
 	*x = CreateContainerResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +4077,7 @@ func (x *CreateContainerResponse) String() string {
 func (*CreateContainerResponse) ProtoMessage() {}
 
 func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +4090,7 @@ func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerResponse.ProtoReflect.Descriptor instead.
 func (*CreateContainerResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{20}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *CreateContainerResponse) GetContainer() *Container {
@@ -1589,7 +4118,7 @@ type StartContainerRequest struct {
 
 func (x *StartContainerRequest) Reset() {
 	*x = StartContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +4130,7 @@ func (x *StartContainerRequest) String() string {
 func (*StartContainerRequest) ProtoMessage() {}
 
 func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +4143,7 @@ func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerRequest.ProtoReflect.Descriptor instead.
 func (*StartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{21}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *StartContainerRequest) GetId() string {
@@ -1637,7 +4166,7 @@ type StopContainerRequest struct {
 
 func (x *StopContainerRequest) Reset() {
 	*x = StopContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +4178,7 @@ func (x *StopContainerRequest) String() string {
 func (*StopContainerRequest) ProtoMessage() {}
 
 func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +4191,7 @@ func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerRequest.ProtoReflect.Descriptor instead.
 func (*StopContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{22}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *StopContainerRequest) GetId() string {
@@ -1696,7 +4225,7 @@ type KillContainerRequest struct {
 
 func (x *KillContainerRequest) Reset() {
 	*x = KillContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1708,7 +4237,7 @@ func (x *KillContainerRequest) String() string {
 func (*KillContainerRequest) ProtoMessage() {}
 
 func (x *KillContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1721,7 +4250,7 @@ func (x *KillContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillContainerRequest.ProtoReflect.Descriptor instead.
 func (*KillContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{23}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *KillContainerRequest) GetId() string {
@@ -1748,7 +4277,7 @@ type RestartContainerRequest struct {
 
 func (x *RestartContainerRequest) Reset() {
 	*x = RestartContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +4289,7 @@ func (x *RestartContainerRequest) String() string {
 func (*RestartContainerRequest) ProtoMessage() {}
 
 func (x *RestartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +4302,7 @@ func (x *RestartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartContainerRequest.ProtoReflect.Descriptor instead.
 func (*RestartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{24}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RestartContainerRequest) GetId() string {
@@ -1800,7 +4329,7 @@ type RemoveContainerRequest struct {
 
 func (x *RemoveContainerRequest) Reset() {
 	*x = RemoveContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1812,7 +4341,7 @@ func (x *RemoveContainerRequest) String() string {
 func (*RemoveContainerRequest) ProtoMessage() {}
 
 func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +4354,7 @@ func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{25}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RemoveContainerRequest) GetId() string {
@@ -1851,7 +4380,7 @@ type RemoveContainerResponse struct {
 
 func (x *RemoveContainerResponse) Reset() {
 	*x = RemoveContainerResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +4392,7 @@ func (x *RemoveContainerResponse) String() string {
 func (*RemoveContainerResponse) ProtoMessage() {}
 
 func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1876,7 +4405,7 @@ func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContainerResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{26}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RemoveContainerResponse) GetId() string {
@@ -1895,7 +4424,7 @@ type ListContainersRequest struct {
 
 func (x *ListContainersRequest) Reset() {
 	*x = ListContainersRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +4436,7 @@ func (x *ListContainersRequest) String() string {
 func (*ListContainersRequest) ProtoMessage() {}
 
 func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +4449,7 @@ func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersRequest.ProtoReflect.Descriptor instead.
 func (*ListContainersRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{27}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListContainersRequest) GetAll() bool {
@@ -1939,7 +4468,7 @@ type ListContainersResponse struct {
 
 func (x *ListContainersResponse) Reset() {
 	*x = ListContainersResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +4480,7 @@ func (x *ListContainersResponse) String() string {
 func (*ListContainersResponse) ProtoMessage() {}
 
 func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +4493,7 @@ func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersResponse.ProtoReflect.Descriptor instead.
 func (*ListContainersResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{28}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListContainersResponse) GetContainers() []*Container {
@@ -1983,7 +4512,7 @@ type InspectContainerRequest struct {
 
 func (x *InspectContainerRequest) Reset() {
 	*x = InspectContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +4524,7 @@ func (x *InspectContainerRequest) String() string {
 func (*InspectContainerRequest) ProtoMessage() {}
 
 func (x *InspectContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +4537,7 @@ func (x *InspectContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectContainerRequest.ProtoReflect.Descriptor instead.
 func (*InspectContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *InspectContainerRequest) GetId() string {
@@ -2029,7 +4558,7 @@ type WaitContainerRequest struct {
 
 func (x *WaitContainerRequest) Reset() {
 	*x = WaitContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +4570,7 @@ func (x *WaitContainerRequest) String() string {
 func (*WaitContainerRequest) ProtoMessage() {}
 
 func (x *WaitContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +4583,7 @@ func (x *WaitContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitContainerRequest.ProtoReflect.Descriptor instead.
 func (*WaitContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{30}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *WaitContainerRequest) GetId() string {
@@ -2081,7 +4610,7 @@ type WaitContainerResponse struct {
 
 func (x *WaitContainerResponse) Reset() {
 	*x = WaitContainerResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2093,7 +4622,7 @@ func (x *WaitContainerResponse) String() string {
 func (*WaitContainerResponse) ProtoMessage() {}
 
 func (x *WaitContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2106,7 +4635,7 @@ func (x *WaitContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitContainerResponse.ProtoReflect.Descriptor instead.
 func (*WaitContainerResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{31}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *WaitContainerResponse) GetExitCode() int32 {
@@ -2137,7 +4666,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +4678,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +4691,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{32}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *LogsRequest) GetId() string {
@@ -2213,7 +4742,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +4754,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +4767,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{33}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *LogEntry) GetStream() Stream {
@@ -2276,7 +4805,7 @@ type AttachStart struct {
 
 func (x *AttachStart) Reset() {
 	*x = AttachStart{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2288,7 +4817,7 @@ func (x *AttachStart) String() string {
 func (*AttachStart) ProtoMessage() {}
 
 func (x *AttachStart) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2301,7 +4830,7 @@ func (x *AttachStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachStart.ProtoReflect.Descriptor instead.
 func (*AttachStart) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *AttachStart) GetId() string {
@@ -2354,7 +4883,7 @@ type AttachInput struct {
 
 func (x *AttachInput) Reset() {
 	*x = AttachInput{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2366,7 +4895,7 @@ func (x *AttachInput) String() string {
 func (*AttachInput) ProtoMessage() {}
 
 func (x *AttachInput) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2379,7 +4908,7 @@ func (x *AttachInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInput.ProtoReflect.Descriptor instead.
 func (*AttachInput) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{35}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *AttachInput) GetMsg() isAttachInput_Msg {
@@ -2463,7 +4992,7 @@ type AttachExit struct {
 
 func (x *AttachExit) Reset() {
 	*x = AttachExit{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2475,7 +5004,7 @@ func (x *AttachExit) String() string {
 func (*AttachExit) ProtoMessage() {}
 
 func (x *AttachExit) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2488,7 +5017,7 @@ func (x *AttachExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachExit.ProtoReflect.Descriptor instead.
 func (*AttachExit) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{36}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *AttachExit) GetExitCode() int32 {
@@ -2517,7 +5046,7 @@ type AttachOutput struct {
 
 func (x *AttachOutput) Reset() {
 	*x = AttachOutput{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2529,7 +5058,7 @@ func (x *AttachOutput) String() string {
 func (*AttachOutput) ProtoMessage() {}
 
 func (x *AttachOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2542,7 +5071,7 @@ func (x *AttachOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachOutput.ProtoReflect.Descriptor instead.
 func (*AttachOutput) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *AttachOutput) GetStream() Stream {
@@ -2577,7 +5106,7 @@ type ResizeRequest struct {
 
 func (x *ResizeRequest) Reset() {
 	*x = ResizeRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2589,7 +5118,7 @@ func (x *ResizeRequest) String() string {
 func (*ResizeRequest) ProtoMessage() {}
 
 func (x *ResizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2602,7 +5131,7 @@ func (x *ResizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeRequest.ProtoReflect.Descriptor instead.
 func (*ResizeRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{38}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ResizeRequest) GetId() string {
@@ -2634,7 +5163,7 @@ type ResizeResponse struct {
 
 func (x *ResizeResponse) Reset() {
 	*x = ResizeResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2646,7 +5175,7 @@ func (x *ResizeResponse) String() string {
 func (*ResizeResponse) ProtoMessage() {}
 
 func (x *ResizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2659,7 +5188,7 @@ func (x *ResizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeResponse.ProtoReflect.Descriptor instead.
 func (*ResizeResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{39}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{78}
 }
 
 type VersionRequest struct {
@@ -2670,7 +5199,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2682,7 +5211,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2695,7 +5224,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{40}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{79}
 }
 
 type VersionResponse struct {
@@ -2712,7 +5241,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2724,7 +5253,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2737,7 +5266,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{41}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -2790,7 +5319,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2802,7 +5331,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2815,7 +5344,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{42}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{81}
 }
 
 type InfoResponse struct {
@@ -2846,7 +5375,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2858,7 +5387,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2871,7 +5400,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{43}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *InfoResponse) GetContainers() int32 {
@@ -3014,6 +5543,134 @@ func (x *InfoResponse) GetServerPid() string {
 	return ""
 }
 
+type TopResponse_Row struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fields        []string               `protobuf:"bytes,1,rep,name=fields,proto3" json:"fields,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopResponse_Row) Reset() {
+	*x = TopResponse_Row{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopResponse_Row) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopResponse_Row) ProtoMessage() {}
+
+func (x *TopResponse_Row) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopResponse_Row.ProtoReflect.Descriptor instead.
+func (*TopResponse_Row) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{20, 0}
+}
+
+func (x *TopResponse_Row) GetFields() []string {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+type NetworkSettings_Endpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Network       string                 `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
+	IpAddress     string                 `protobuf:"bytes,2,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	PrefixLen     int32                  `protobuf:"varint,3,opt,name=prefix_len,json=prefixLen,proto3" json:"prefix_len,omitempty"`
+	Gateway       string                 `protobuf:"bytes,4,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	MacAddress    string                 `protobuf:"bytes,5,opt,name=mac_address,json=macAddress,proto3" json:"mac_address,omitempty"`
+	Aliases       []string               `protobuf:"bytes,6,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkSettings_Endpoint) Reset() {
+	*x = NetworkSettings_Endpoint{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkSettings_Endpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkSettings_Endpoint) ProtoMessage() {}
+
+func (x *NetworkSettings_Endpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkSettings_Endpoint.ProtoReflect.Descriptor instead.
+func (*NetworkSettings_Endpoint) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56, 0}
+}
+
+func (x *NetworkSettings_Endpoint) GetNetwork() string {
+	if x != nil {
+		return x.Network
+	}
+	return ""
+}
+
+func (x *NetworkSettings_Endpoint) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
+func (x *NetworkSettings_Endpoint) GetPrefixLen() int32 {
+	if x != nil {
+		return x.PrefixLen
+	}
+	return 0
+}
+
+func (x *NetworkSettings_Endpoint) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+func (x *NetworkSettings_Endpoint) GetMacAddress() string {
+	if x != nil {
+		return x.MacAddress
+	}
+	return ""
+}
+
+func (x *NetworkSettings_Endpoint) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
+}
+
 var File_skiff_v1_skiff_proto protoreflect.FileDescriptor
 
 const file_skiff_v1_skiff_proto_rawDesc = "" +
@@ -3083,11 +5740,164 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\rLoginResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\"\x1f\n" +
 	"\tSaveChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"D\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"'\n" +
+	"\x15PauseContainerRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"<\n" +
+	"\x16RenameContainerRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x9b\x01\n" +
+	"\x16UpdateContainerRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
+	"\tresources\x18\x02 \x01(\v2\x13.skiff.v1.ResourcesR\tresources\x12>\n" +
+	"\x0erestart_policy\x18\x03 \x01(\v2\x17.skiff.v1.RestartPolicyR\rrestartPolicy\"5\n" +
+	"\n" +
+	"TopRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
+	"\aps_args\x18\x02 \x03(\tR\x06psArgs\"}\n" +
+	"\vTopResponse\x12\x16\n" +
+	"\x06titles\x18\x01 \x03(\tR\x06titles\x127\n" +
+	"\tprocesses\x18\x02 \x03(\v2\x19.skiff.v1.TopResponse.RowR\tprocesses\x1a\x1d\n" +
+	"\x03Row\x12\x16\n" +
+	"\x06fields\x18\x01 \x03(\tR\x06fields\"6\n" +
+	"\fStatsRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06stream\x18\x02 \x01(\bR\x06stream\"\xf7\x02\n" +
+	"\x0eContainerStats\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04read\x18\x03 \x01(\x03R\x04read\x12 \n" +
+	"\fcpu_usage_ns\x18\x04 \x01(\x04R\n" +
+	"cpuUsageNs\x12\"\n" +
+	"\rsystem_cpu_ns\x18\x05 \x01(\x04R\vsystemCpuNs\x12\x1f\n" +
+	"\vonline_cpus\x18\x06 \x01(\rR\n" +
+	"onlineCpus\x12!\n" +
+	"\fmemory_usage\x18\a \x01(\x04R\vmemoryUsage\x12!\n" +
+	"\fmemory_limit\x18\b \x01(\x04R\vmemoryLimit\x12\x12\n" +
+	"\x04pids\x18\t \x01(\x04R\x04pids\x12\x15\n" +
+	"\x06net_rx\x18\n" +
+	" \x01(\x04R\x05netRx\x12\x15\n" +
+	"\x06net_tx\x18\v \x01(\x04R\x05netTx\x12\x1d\n" +
+	"\n" +
+	"block_read\x18\f \x01(\x04R\tblockRead\x12\x1f\n" +
+	"\vblock_write\x18\r \x01(\x04R\n" +
+	"blockWrite\"\x82\x02\n" +
+	"\tExecStart\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03cmd\x18\x02 \x03(\tR\x03cmd\x12\x10\n" +
+	"\x03env\x18\x03 \x03(\tR\x03env\x12\x12\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\x12\x1f\n" +
+	"\vworking_dir\x18\x05 \x01(\tR\n" +
+	"workingDir\x12\x10\n" +
+	"\x03tty\x18\x06 \x01(\bR\x03tty\x12\x14\n" +
+	"\x05stdin\x18\a \x01(\bR\x05stdin\x12\x16\n" +
+	"\x06detach\x18\b \x01(\bR\x06detach\x12\x1e\n" +
+	"\n" +
+	"privileged\x18\t \x01(\bR\n" +
+	"privileged\x12\x14\n" +
+	"\x05width\x18\n" +
+	" \x01(\rR\x05width\x12\x16\n" +
+	"\x06height\x18\v \x01(\rR\x06height\"\xad\x01\n" +
+	"\tExecInput\x12+\n" +
+	"\x05start\x18\x01 \x01(\v2\x13.skiff.v1.ExecStartH\x00R\x05start\x12\x16\n" +
+	"\x05stdin\x18\x02 \x01(\fH\x00R\x05stdin\x12!\n" +
+	"\vclose_stdin\x18\x03 \x01(\bH\x00R\n" +
+	"closeStdin\x121\n" +
+	"\x06resize\x18\x04 \x01(\v2\x17.skiff.v1.ResizeRequestH\x00R\x06resizeB\x05\n" +
+	"\x03msg\"G\n" +
+	"\rCopyToRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"\x10\n" +
+	"\x0eCopyToResponse\"5\n" +
+	"\x0fCopyFromRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\"\x1f\n" +
+	"\tCopyChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xd7\x02\n" +
+	"\aNetwork\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
+	"\x06driver\x18\x03 \x01(\tR\x06driver\x12\x16\n" +
+	"\x06subnet\x18\x04 \x01(\tR\x06subnet\x12\x18\n" +
+	"\agateway\x18\x05 \x01(\tR\agateway\x12\x16\n" +
+	"\x06bridge\x18\x06 \x01(\tR\x06bridge\x12\x18\n" +
+	"\acreated\x18\a \x01(\x03R\acreated\x125\n" +
+	"\x06labels\x18\b \x03(\v2\x1d.skiff.v1.Network.LabelsEntryR\x06labels\x12\x1e\n" +
+	"\n" +
+	"containers\x18\t \x03(\tR\n" +
+	"containers\x12\x1a\n" +
+	"\binternal\x18\n" +
+	" \x01(\bR\binternal\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8f\x02\n" +
+	"\x14CreateNetworkRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06driver\x18\x02 \x01(\tR\x06driver\x12\x16\n" +
+	"\x06subnet\x18\x03 \x01(\tR\x06subnet\x12\x18\n" +
+	"\agateway\x18\x04 \x01(\tR\agateway\x12B\n" +
+	"\x06labels\x18\x05 \x03(\v2*.skiff.v1.CreateNetworkRequest.LabelsEntryR\x06labels\x12\x1a\n" +
+	"\binternal\x18\x06 \x01(\bR\binternal\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x15\n" +
+	"\x13ListNetworksRequest\"E\n" +
+	"\x14ListNetworksResponse\x12-\n" +
+	"\bnetworks\x18\x01 \x03(\v2\x11.skiff.v1.NetworkR\bnetworks\"+\n" +
+	"\x15InspectNetworkRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"*\n" +
+	"\x14RemoveNetworkRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
+	"\x15RemoveNetworkResponse\"\x85\x01\n" +
+	"\x15ConnectNetworkRequest\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x1c\n" +
+	"\tcontainer\x18\x02 \x01(\tR\tcontainer\x124\n" +
+	"\bendpoint\x18\x03 \x01(\v2\x18.skiff.v1.EndpointConfigR\bendpoint\"\x18\n" +
+	"\x16ConnectNetworkResponse\"h\n" +
+	"\x18DisconnectNetworkRequest\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x1c\n" +
+	"\tcontainer\x18\x02 \x01(\tR\tcontainer\x12\x14\n" +
+	"\x05force\x18\x03 \x01(\bR\x05force\"\x1b\n" +
+	"\x19DisconnectNetworkResponse\"\x96\x02\n" +
+	"\x06Volume\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06driver\x18\x02 \x01(\tR\x06driver\x12\x1e\n" +
+	"\n" +
+	"mountpoint\x18\x03 \x01(\tR\n" +
+	"mountpoint\x12\x18\n" +
+	"\acreated\x18\x04 \x01(\x03R\acreated\x124\n" +
+	"\x06labels\x18\x05 \x03(\v2\x1c.skiff.v1.Volume.LabelsEntryR\x06labels\x12\x1c\n" +
+	"\tanonymous\x18\x06 \x01(\bR\tanonymous\x12\x17\n" +
+	"\aused_by\x18\a \x03(\tR\x06usedBy\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbf\x01\n" +
+	"\x13CreateVolumeRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06driver\x18\x02 \x01(\tR\x06driver\x12A\n" +
+	"\x06labels\x18\x03 \x03(\v2).skiff.v1.CreateVolumeRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x14\n" +
+	"\x12ListVolumesRequest\"A\n" +
+	"\x13ListVolumesResponse\x12*\n" +
+	"\avolumes\x18\x01 \x03(\v2\x10.skiff.v1.VolumeR\avolumes\"*\n" +
+	"\x14InspectVolumeRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"?\n" +
+	"\x13RemoveVolumeRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"\x16\n" +
+	"\x14RemoveVolumeResponse\"'\n" +
+	"\x13PruneVolumesRequest\x12\x10\n" +
+	"\x03all\x18\x01 \x01(\bR\x03all\"Y\n" +
+	"\x14PruneVolumesResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x03(\tR\adeleted\x12'\n" +
+	"\x0fspace_reclaimed\x18\x02 \x01(\x03R\x0espaceReclaimed\"D\n" +
 	"\rRestartPolicy\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vmax_retries\x18\x02 \x01(\x05R\n" +
-	"maxRetries\"\xa1\x05\n" +
+	"maxRetries\"\xb6\n" +
+	"\n" +
 	"\x0fContainerConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05image\x18\x02 \x01(\tR\x05image\x12\x10\n" +
@@ -3114,10 +5924,83 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\vstop_signal\x18\x11 \x01(\tR\n" +
 	"stopSignal\x12!\n" +
 	"\fstop_timeout\x18\x12 \x01(\x05R\vstopTimeout\x12>\n" +
-	"\x0erestart_policy\x18\x13 \x01(\v2\x17.skiff.v1.RestartPolicyR\rrestartPolicy\x1a9\n" +
+	"\x0erestart_policy\x18\x13 \x01(\v2\x17.skiff.v1.RestartPolicyR\rrestartPolicy\x124\n" +
+	"\bnetworks\x18\x14 \x03(\v2\x18.skiff.v1.EndpointConfigR\bnetworks\x12:\n" +
+	"\rport_bindings\x18\x15 \x03(\v2\x15.skiff.v1.PortBindingR\fportBindings\x12\x1f\n" +
+	"\vpublish_all\x18\x16 \x01(\bR\n" +
+	"publishAll\x12\x10\n" +
+	"\x03dns\x18\x17 \x03(\tR\x03dns\x12\x1f\n" +
+	"\vextra_hosts\x18\x18 \x03(\tR\n" +
+	"extraHosts\x12'\n" +
+	"\x06mounts\x18\x19 \x03(\v2\x0f.skiff.v1.MountR\x06mounts\x121\n" +
+	"\tresources\x18\x1a \x01(\v2\x13.skiff.v1.ResourcesR\tresources\x12\x1e\n" +
+	"\n" +
+	"privileged\x18\x1b \x01(\bR\n" +
+	"privileged\x12\x17\n" +
+	"\acap_add\x18\x1c \x03(\tR\x06capAdd\x12\x19\n" +
+	"\bcap_drop\x18\x1d \x03(\tR\acapDrop\x12!\n" +
+	"\fsecurity_opt\x18\x1e \x03(\tR\vsecurityOpt\x12\x18\n" +
+	"\adevices\x18\x1f \x03(\tR\adevices\x12\x19\n" +
+	"\bshm_size\x18  \x01(\x03R\ashmSize\x12@\n" +
+	"\asysctls\x18! \x03(\v2&.skiff.v1.ContainerConfig.SysctlsEntryR\asysctls\x12\x1b\n" +
+	"\tgroup_add\x18\" \x03(\tR\bgroupAdd\x12*\n" +
+	"\aulimits\x18# \x03(\v2\x10.skiff.v1.UlimitR\aulimits\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fSysctlsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"g\n" +
+	"\x0eEndpointConfig\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x18\n" +
+	"\aaliases\x18\x02 \x03(\tR\aaliases\x12!\n" +
+	"\fipv4_address\x18\x03 \x01(\tR\vipv4Address\"\x86\x01\n" +
+	"\vPortBinding\x12\x17\n" +
+	"\ahost_ip\x18\x01 \x01(\tR\x06hostIp\x12\x1b\n" +
+	"\thost_port\x18\x02 \x01(\rR\bhostPort\x12%\n" +
+	"\x0econtainer_port\x18\x03 \x01(\rR\rcontainerPort\x12\x1a\n" +
+	"\bprotocol\x18\x04 \x01(\tR\bprotocol\"\x82\x01\n" +
+	"\x05Mount\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x16\n" +
+	"\x06target\x18\x03 \x01(\tR\x06target\x12\x1b\n" +
+	"\tread_only\x18\x04 \x01(\bR\breadOnly\x12\x18\n" +
+	"\aoptions\x18\x05 \x03(\tR\aoptions\"D\n" +
+	"\x06Ulimit\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04soft\x18\x02 \x01(\x03R\x04soft\x12\x12\n" +
+	"\x04hard\x18\x03 \x01(\x03R\x04hard\"\x9d\x02\n" +
+	"\tResources\x12\x16\n" +
+	"\x06memory\x18\x01 \x01(\x03R\x06memory\x12\x1f\n" +
+	"\vmemory_swap\x18\x02 \x01(\x03R\n" +
+	"memorySwap\x12\x1b\n" +
+	"\tnano_cpus\x18\x03 \x01(\x03R\bnanoCpus\x12\x1d\n" +
+	"\n" +
+	"cpu_shares\x18\x04 \x01(\x03R\tcpuShares\x12\x1f\n" +
+	"\vcpuset_cpus\x18\x05 \x01(\tR\n" +
+	"cpusetCpus\x12\x1f\n" +
+	"\vcpuset_mems\x18\x06 \x01(\tR\n" +
+	"cpusetMems\x12\x1d\n" +
+	"\n" +
+	"pids_limit\x18\a \x01(\x03R\tpidsLimit\x12\x1d\n" +
+	"\n" +
+	"cpu_period\x18\b \x01(\x03R\tcpuPeriod\x12\x1b\n" +
+	"\tcpu_quota\x18\t \x01(\x03R\bcpuQuota\"\xdb\x02\n" +
+	"\x0fNetworkSettings\x12@\n" +
+	"\tendpoints\x18\x01 \x03(\v2\".skiff.v1.NetworkSettings.EndpointR\tendpoints\x12+\n" +
+	"\x05ports\x18\x02 \x03(\v2\x15.skiff.v1.PortBindingR\x05ports\x12\x1f\n" +
+	"\vsandbox_key\x18\x03 \x01(\tR\n" +
+	"sandboxKey\x1a\xb7\x01\n" +
+	"\bEndpoint\x12\x18\n" +
+	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\x02 \x01(\tR\tipAddress\x12\x1d\n" +
+	"\n" +
+	"prefix_len\x18\x03 \x01(\x05R\tprefixLen\x12\x18\n" +
+	"\agateway\x18\x04 \x01(\tR\agateway\x12\x1f\n" +
+	"\vmac_address\x18\x05 \x01(\tR\n" +
+	"macAddress\x12\x18\n" +
+	"\aaliases\x18\x06 \x03(\tR\aaliases\"\xf9\x05\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -3141,7 +6024,9 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\rrestart_count\x18\x12 \x01(\x05R\frestartCount\x12\x16\n" +
 	"\x06bundle\x18\x13 \x01(\tR\x06bundle\x12\x1b\n" +
 	"\tspec_json\x18\x14 \x01(\fR\bspecJson\x127\n" +
-	"\x06labels\x18\x15 \x03(\v2\x1f.skiff.v1.Container.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\x15 \x03(\v2\x1f.skiff.v1.Container.LabelsEntryR\x06labels\x12D\n" +
+	"\x10network_settings\x18\x16 \x01(\v2\x19.skiff.v1.NetworkSettingsR\x0fnetworkSettings\x12'\n" +
+	"\x06mounts\x18\x17 \x03(\v2\x0f.skiff.v1.MountR\x06mounts\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"K\n" +
@@ -3265,7 +6150,8 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x03Tag\x12\x19.skiff.v1.TagImageRequest\x1a\x0f.skiff.v1.Image\x127\n" +
 	"\x04Load\x12\x15.skiff.v1.LoadRequest\x1a\x16.skiff.v1.LoadResponse(\x01\x124\n" +
 	"\x04Save\x12\x15.skiff.v1.SaveRequest\x1a\x13.skiff.v1.SaveChunk0\x01\x128\n" +
-	"\x05Login\x12\x16.skiff.v1.LoginRequest\x1a\x17.skiff.v1.LoginResponse2\xac\x06\n" +
+	"\x05Login\x12\x16.skiff.v1.LoginRequest\x1a\x17.skiff.v1.LoginResponse2\xd5\n" +
+	"\n" +
 	"\n" +
 	"Containers\x12M\n" +
 	"\x06Create\x12 .skiff.v1.CreateContainerRequest\x1a!.skiff.v1.CreateContainerResponse\x12=\n" +
@@ -3279,7 +6165,30 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x04Wait\x12\x1e.skiff.v1.WaitContainerRequest\x1a\x1f.skiff.v1.WaitContainerResponse\x123\n" +
 	"\x04Logs\x12\x15.skiff.v1.LogsRequest\x1a\x12.skiff.v1.LogEntry0\x01\x12;\n" +
 	"\x06Attach\x12\x15.skiff.v1.AttachInput\x1a\x16.skiff.v1.AttachOutput(\x010\x01\x12;\n" +
-	"\x06Resize\x12\x17.skiff.v1.ResizeRequest\x1a\x18.skiff.v1.ResizeResponse2\x7f\n" +
+	"\x06Resize\x12\x17.skiff.v1.ResizeRequest\x1a\x18.skiff.v1.ResizeResponse\x12=\n" +
+	"\x05Pause\x12\x1f.skiff.v1.PauseContainerRequest\x1a\x13.skiff.v1.Container\x12?\n" +
+	"\aUnpause\x12\x1f.skiff.v1.PauseContainerRequest\x1a\x13.skiff.v1.Container\x12?\n" +
+	"\x06Rename\x12 .skiff.v1.RenameContainerRequest\x1a\x13.skiff.v1.Container\x12?\n" +
+	"\x06Update\x12 .skiff.v1.UpdateContainerRequest\x1a\x13.skiff.v1.Container\x122\n" +
+	"\x03Top\x12\x14.skiff.v1.TopRequest\x1a\x15.skiff.v1.TopResponse\x12;\n" +
+	"\x05Stats\x12\x16.skiff.v1.StatsRequest\x1a\x18.skiff.v1.ContainerStats0\x01\x127\n" +
+	"\x04Exec\x12\x13.skiff.v1.ExecInput\x1a\x16.skiff.v1.AttachOutput(\x010\x01\x12=\n" +
+	"\x06CopyTo\x12\x17.skiff.v1.CopyToRequest\x1a\x18.skiff.v1.CopyToResponse(\x01\x12<\n" +
+	"\bCopyFrom\x12\x19.skiff.v1.CopyFromRequest\x1a\x13.skiff.v1.CopyChunk0\x012\xbd\x03\n" +
+	"\bNetworks\x12;\n" +
+	"\x06Create\x12\x1e.skiff.v1.CreateNetworkRequest\x1a\x11.skiff.v1.Network\x12E\n" +
+	"\x04List\x12\x1d.skiff.v1.ListNetworksRequest\x1a\x1e.skiff.v1.ListNetworksResponse\x12=\n" +
+	"\aInspect\x12\x1f.skiff.v1.InspectNetworkRequest\x1a\x11.skiff.v1.Network\x12I\n" +
+	"\x06Remove\x12\x1e.skiff.v1.RemoveNetworkRequest\x1a\x1f.skiff.v1.RemoveNetworkResponse\x12L\n" +
+	"\aConnect\x12\x1f.skiff.v1.ConnectNetworkRequest\x1a .skiff.v1.ConnectNetworkResponse\x12U\n" +
+	"\n" +
+	"Disconnect\x12\".skiff.v1.DisconnectNetworkRequest\x1a#.skiff.v1.DisconnectNetworkResponse2\xd7\x02\n" +
+	"\aVolumes\x129\n" +
+	"\x06Create\x12\x1d.skiff.v1.CreateVolumeRequest\x1a\x10.skiff.v1.Volume\x12C\n" +
+	"\x04List\x12\x1c.skiff.v1.ListVolumesRequest\x1a\x1d.skiff.v1.ListVolumesResponse\x12;\n" +
+	"\aInspect\x12\x1e.skiff.v1.InspectVolumeRequest\x1a\x10.skiff.v1.Volume\x12G\n" +
+	"\x06Remove\x12\x1d.skiff.v1.RemoveVolumeRequest\x1a\x1e.skiff.v1.RemoveVolumeResponse\x12F\n" +
+	"\x05Prune\x12\x1d.skiff.v1.PruneVolumesRequest\x1a\x1e.skiff.v1.PruneVolumesResponse2\x7f\n" +
 	"\x06System\x12>\n" +
 	"\aVersion\x12\x18.skiff.v1.VersionRequest\x1a\x19.skiff.v1.VersionResponse\x125\n" +
 	"\x04Info\x12\x15.skiff.v1.InfoRequest\x1a\x16.skiff.v1.InfoResponseB8Z6github.com/skiff-containers/skiff/api/skiff/v1;skiffv1b\x06proto3"
@@ -3297,125 +6206,233 @@ func file_skiff_v1_skiff_proto_rawDescGZIP() []byte {
 }
 
 var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
 var file_skiff_v1_skiff_proto_goTypes = []any{
-	(Stream)(0),                     // 0: skiff.v1.Stream
-	(*Image)(nil),                   // 1: skiff.v1.Image
-	(*RegistryAuth)(nil),            // 2: skiff.v1.RegistryAuth
-	(*PullRequest)(nil),             // 3: skiff.v1.PullRequest
-	(*PullProgress)(nil),            // 4: skiff.v1.PullProgress
-	(*ListImagesRequest)(nil),       // 5: skiff.v1.ListImagesRequest
-	(*ListImagesResponse)(nil),      // 6: skiff.v1.ListImagesResponse
-	(*GetImageRequest)(nil),         // 7: skiff.v1.GetImageRequest
-	(*RemoveImageRequest)(nil),      // 8: skiff.v1.RemoveImageRequest
-	(*RemoveImageResponse)(nil),     // 9: skiff.v1.RemoveImageResponse
-	(*TagImageRequest)(nil),         // 10: skiff.v1.TagImageRequest
-	(*LoadRequest)(nil),             // 11: skiff.v1.LoadRequest
-	(*LoadResponse)(nil),            // 12: skiff.v1.LoadResponse
-	(*SaveRequest)(nil),             // 13: skiff.v1.SaveRequest
-	(*LoginRequest)(nil),            // 14: skiff.v1.LoginRequest
-	(*LoginResponse)(nil),           // 15: skiff.v1.LoginResponse
-	(*SaveChunk)(nil),               // 16: skiff.v1.SaveChunk
-	(*RestartPolicy)(nil),           // 17: skiff.v1.RestartPolicy
-	(*ContainerConfig)(nil),         // 18: skiff.v1.ContainerConfig
-	(*Container)(nil),               // 19: skiff.v1.Container
-	(*CreateContainerRequest)(nil),  // 20: skiff.v1.CreateContainerRequest
-	(*CreateContainerResponse)(nil), // 21: skiff.v1.CreateContainerResponse
-	(*StartContainerRequest)(nil),   // 22: skiff.v1.StartContainerRequest
-	(*StopContainerRequest)(nil),    // 23: skiff.v1.StopContainerRequest
-	(*KillContainerRequest)(nil),    // 24: skiff.v1.KillContainerRequest
-	(*RestartContainerRequest)(nil), // 25: skiff.v1.RestartContainerRequest
-	(*RemoveContainerRequest)(nil),  // 26: skiff.v1.RemoveContainerRequest
-	(*RemoveContainerResponse)(nil), // 27: skiff.v1.RemoveContainerResponse
-	(*ListContainersRequest)(nil),   // 28: skiff.v1.ListContainersRequest
-	(*ListContainersResponse)(nil),  // 29: skiff.v1.ListContainersResponse
-	(*InspectContainerRequest)(nil), // 30: skiff.v1.InspectContainerRequest
-	(*WaitContainerRequest)(nil),    // 31: skiff.v1.WaitContainerRequest
-	(*WaitContainerResponse)(nil),   // 32: skiff.v1.WaitContainerResponse
-	(*LogsRequest)(nil),             // 33: skiff.v1.LogsRequest
-	(*LogEntry)(nil),                // 34: skiff.v1.LogEntry
-	(*AttachStart)(nil),             // 35: skiff.v1.AttachStart
-	(*AttachInput)(nil),             // 36: skiff.v1.AttachInput
-	(*AttachExit)(nil),              // 37: skiff.v1.AttachExit
-	(*AttachOutput)(nil),            // 38: skiff.v1.AttachOutput
-	(*ResizeRequest)(nil),           // 39: skiff.v1.ResizeRequest
-	(*ResizeResponse)(nil),          // 40: skiff.v1.ResizeResponse
-	(*VersionRequest)(nil),          // 41: skiff.v1.VersionRequest
-	(*VersionResponse)(nil),         // 42: skiff.v1.VersionResponse
-	(*InfoRequest)(nil),             // 43: skiff.v1.InfoRequest
-	(*InfoResponse)(nil),            // 44: skiff.v1.InfoResponse
-	nil,                             // 45: skiff.v1.Image.LabelsEntry
-	nil,                             // 46: skiff.v1.ContainerConfig.LabelsEntry
-	nil,                             // 47: skiff.v1.Container.LabelsEntry
+	(Stream)(0),                       // 0: skiff.v1.Stream
+	(*Image)(nil),                     // 1: skiff.v1.Image
+	(*RegistryAuth)(nil),              // 2: skiff.v1.RegistryAuth
+	(*PullRequest)(nil),               // 3: skiff.v1.PullRequest
+	(*PullProgress)(nil),              // 4: skiff.v1.PullProgress
+	(*ListImagesRequest)(nil),         // 5: skiff.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),        // 6: skiff.v1.ListImagesResponse
+	(*GetImageRequest)(nil),           // 7: skiff.v1.GetImageRequest
+	(*RemoveImageRequest)(nil),        // 8: skiff.v1.RemoveImageRequest
+	(*RemoveImageResponse)(nil),       // 9: skiff.v1.RemoveImageResponse
+	(*TagImageRequest)(nil),           // 10: skiff.v1.TagImageRequest
+	(*LoadRequest)(nil),               // 11: skiff.v1.LoadRequest
+	(*LoadResponse)(nil),              // 12: skiff.v1.LoadResponse
+	(*SaveRequest)(nil),               // 13: skiff.v1.SaveRequest
+	(*LoginRequest)(nil),              // 14: skiff.v1.LoginRequest
+	(*LoginResponse)(nil),             // 15: skiff.v1.LoginResponse
+	(*SaveChunk)(nil),                 // 16: skiff.v1.SaveChunk
+	(*PauseContainerRequest)(nil),     // 17: skiff.v1.PauseContainerRequest
+	(*RenameContainerRequest)(nil),    // 18: skiff.v1.RenameContainerRequest
+	(*UpdateContainerRequest)(nil),    // 19: skiff.v1.UpdateContainerRequest
+	(*TopRequest)(nil),                // 20: skiff.v1.TopRequest
+	(*TopResponse)(nil),               // 21: skiff.v1.TopResponse
+	(*StatsRequest)(nil),              // 22: skiff.v1.StatsRequest
+	(*ContainerStats)(nil),            // 23: skiff.v1.ContainerStats
+	(*ExecStart)(nil),                 // 24: skiff.v1.ExecStart
+	(*ExecInput)(nil),                 // 25: skiff.v1.ExecInput
+	(*CopyToRequest)(nil),             // 26: skiff.v1.CopyToRequest
+	(*CopyToResponse)(nil),            // 27: skiff.v1.CopyToResponse
+	(*CopyFromRequest)(nil),           // 28: skiff.v1.CopyFromRequest
+	(*CopyChunk)(nil),                 // 29: skiff.v1.CopyChunk
+	(*Network)(nil),                   // 30: skiff.v1.Network
+	(*CreateNetworkRequest)(nil),      // 31: skiff.v1.CreateNetworkRequest
+	(*ListNetworksRequest)(nil),       // 32: skiff.v1.ListNetworksRequest
+	(*ListNetworksResponse)(nil),      // 33: skiff.v1.ListNetworksResponse
+	(*InspectNetworkRequest)(nil),     // 34: skiff.v1.InspectNetworkRequest
+	(*RemoveNetworkRequest)(nil),      // 35: skiff.v1.RemoveNetworkRequest
+	(*RemoveNetworkResponse)(nil),     // 36: skiff.v1.RemoveNetworkResponse
+	(*ConnectNetworkRequest)(nil),     // 37: skiff.v1.ConnectNetworkRequest
+	(*ConnectNetworkResponse)(nil),    // 38: skiff.v1.ConnectNetworkResponse
+	(*DisconnectNetworkRequest)(nil),  // 39: skiff.v1.DisconnectNetworkRequest
+	(*DisconnectNetworkResponse)(nil), // 40: skiff.v1.DisconnectNetworkResponse
+	(*Volume)(nil),                    // 41: skiff.v1.Volume
+	(*CreateVolumeRequest)(nil),       // 42: skiff.v1.CreateVolumeRequest
+	(*ListVolumesRequest)(nil),        // 43: skiff.v1.ListVolumesRequest
+	(*ListVolumesResponse)(nil),       // 44: skiff.v1.ListVolumesResponse
+	(*InspectVolumeRequest)(nil),      // 45: skiff.v1.InspectVolumeRequest
+	(*RemoveVolumeRequest)(nil),       // 46: skiff.v1.RemoveVolumeRequest
+	(*RemoveVolumeResponse)(nil),      // 47: skiff.v1.RemoveVolumeResponse
+	(*PruneVolumesRequest)(nil),       // 48: skiff.v1.PruneVolumesRequest
+	(*PruneVolumesResponse)(nil),      // 49: skiff.v1.PruneVolumesResponse
+	(*RestartPolicy)(nil),             // 50: skiff.v1.RestartPolicy
+	(*ContainerConfig)(nil),           // 51: skiff.v1.ContainerConfig
+	(*EndpointConfig)(nil),            // 52: skiff.v1.EndpointConfig
+	(*PortBinding)(nil),               // 53: skiff.v1.PortBinding
+	(*Mount)(nil),                     // 54: skiff.v1.Mount
+	(*Ulimit)(nil),                    // 55: skiff.v1.Ulimit
+	(*Resources)(nil),                 // 56: skiff.v1.Resources
+	(*NetworkSettings)(nil),           // 57: skiff.v1.NetworkSettings
+	(*Container)(nil),                 // 58: skiff.v1.Container
+	(*CreateContainerRequest)(nil),    // 59: skiff.v1.CreateContainerRequest
+	(*CreateContainerResponse)(nil),   // 60: skiff.v1.CreateContainerResponse
+	(*StartContainerRequest)(nil),     // 61: skiff.v1.StartContainerRequest
+	(*StopContainerRequest)(nil),      // 62: skiff.v1.StopContainerRequest
+	(*KillContainerRequest)(nil),      // 63: skiff.v1.KillContainerRequest
+	(*RestartContainerRequest)(nil),   // 64: skiff.v1.RestartContainerRequest
+	(*RemoveContainerRequest)(nil),    // 65: skiff.v1.RemoveContainerRequest
+	(*RemoveContainerResponse)(nil),   // 66: skiff.v1.RemoveContainerResponse
+	(*ListContainersRequest)(nil),     // 67: skiff.v1.ListContainersRequest
+	(*ListContainersResponse)(nil),    // 68: skiff.v1.ListContainersResponse
+	(*InspectContainerRequest)(nil),   // 69: skiff.v1.InspectContainerRequest
+	(*WaitContainerRequest)(nil),      // 70: skiff.v1.WaitContainerRequest
+	(*WaitContainerResponse)(nil),     // 71: skiff.v1.WaitContainerResponse
+	(*LogsRequest)(nil),               // 72: skiff.v1.LogsRequest
+	(*LogEntry)(nil),                  // 73: skiff.v1.LogEntry
+	(*AttachStart)(nil),               // 74: skiff.v1.AttachStart
+	(*AttachInput)(nil),               // 75: skiff.v1.AttachInput
+	(*AttachExit)(nil),                // 76: skiff.v1.AttachExit
+	(*AttachOutput)(nil),              // 77: skiff.v1.AttachOutput
+	(*ResizeRequest)(nil),             // 78: skiff.v1.ResizeRequest
+	(*ResizeResponse)(nil),            // 79: skiff.v1.ResizeResponse
+	(*VersionRequest)(nil),            // 80: skiff.v1.VersionRequest
+	(*VersionResponse)(nil),           // 81: skiff.v1.VersionResponse
+	(*InfoRequest)(nil),               // 82: skiff.v1.InfoRequest
+	(*InfoResponse)(nil),              // 83: skiff.v1.InfoResponse
+	nil,                               // 84: skiff.v1.Image.LabelsEntry
+	(*TopResponse_Row)(nil),           // 85: skiff.v1.TopResponse.Row
+	nil,                               // 86: skiff.v1.Network.LabelsEntry
+	nil,                               // 87: skiff.v1.CreateNetworkRequest.LabelsEntry
+	nil,                               // 88: skiff.v1.Volume.LabelsEntry
+	nil,                               // 89: skiff.v1.CreateVolumeRequest.LabelsEntry
+	nil,                               // 90: skiff.v1.ContainerConfig.LabelsEntry
+	nil,                               // 91: skiff.v1.ContainerConfig.SysctlsEntry
+	(*NetworkSettings_Endpoint)(nil),  // 92: skiff.v1.NetworkSettings.Endpoint
+	nil,                               // 93: skiff.v1.Container.LabelsEntry
 }
 var file_skiff_v1_skiff_proto_depIdxs = []int32{
-	45, // 0: skiff.v1.Image.labels:type_name -> skiff.v1.Image.LabelsEntry
+	84, // 0: skiff.v1.Image.labels:type_name -> skiff.v1.Image.LabelsEntry
 	2,  // 1: skiff.v1.PullRequest.auth:type_name -> skiff.v1.RegistryAuth
 	1,  // 2: skiff.v1.PullProgress.image:type_name -> skiff.v1.Image
 	1,  // 3: skiff.v1.ListImagesResponse.images:type_name -> skiff.v1.Image
 	1,  // 4: skiff.v1.LoadResponse.images:type_name -> skiff.v1.Image
 	2,  // 5: skiff.v1.LoginRequest.auth:type_name -> skiff.v1.RegistryAuth
-	46, // 6: skiff.v1.ContainerConfig.labels:type_name -> skiff.v1.ContainerConfig.LabelsEntry
-	17, // 7: skiff.v1.ContainerConfig.restart_policy:type_name -> skiff.v1.RestartPolicy
-	18, // 8: skiff.v1.Container.config:type_name -> skiff.v1.ContainerConfig
-	47, // 9: skiff.v1.Container.labels:type_name -> skiff.v1.Container.LabelsEntry
-	18, // 10: skiff.v1.CreateContainerRequest.config:type_name -> skiff.v1.ContainerConfig
-	19, // 11: skiff.v1.CreateContainerResponse.container:type_name -> skiff.v1.Container
-	19, // 12: skiff.v1.ListContainersResponse.containers:type_name -> skiff.v1.Container
-	0,  // 13: skiff.v1.LogEntry.stream:type_name -> skiff.v1.Stream
-	35, // 14: skiff.v1.AttachInput.start:type_name -> skiff.v1.AttachStart
-	39, // 15: skiff.v1.AttachInput.resize:type_name -> skiff.v1.ResizeRequest
-	0,  // 16: skiff.v1.AttachOutput.stream:type_name -> skiff.v1.Stream
-	37, // 17: skiff.v1.AttachOutput.exit:type_name -> skiff.v1.AttachExit
-	3,  // 18: skiff.v1.Images.Pull:input_type -> skiff.v1.PullRequest
-	5,  // 19: skiff.v1.Images.List:input_type -> skiff.v1.ListImagesRequest
-	7,  // 20: skiff.v1.Images.Get:input_type -> skiff.v1.GetImageRequest
-	8,  // 21: skiff.v1.Images.Remove:input_type -> skiff.v1.RemoveImageRequest
-	10, // 22: skiff.v1.Images.Tag:input_type -> skiff.v1.TagImageRequest
-	11, // 23: skiff.v1.Images.Load:input_type -> skiff.v1.LoadRequest
-	13, // 24: skiff.v1.Images.Save:input_type -> skiff.v1.SaveRequest
-	14, // 25: skiff.v1.Images.Login:input_type -> skiff.v1.LoginRequest
-	20, // 26: skiff.v1.Containers.Create:input_type -> skiff.v1.CreateContainerRequest
-	22, // 27: skiff.v1.Containers.Start:input_type -> skiff.v1.StartContainerRequest
-	23, // 28: skiff.v1.Containers.Stop:input_type -> skiff.v1.StopContainerRequest
-	24, // 29: skiff.v1.Containers.Kill:input_type -> skiff.v1.KillContainerRequest
-	25, // 30: skiff.v1.Containers.Restart:input_type -> skiff.v1.RestartContainerRequest
-	26, // 31: skiff.v1.Containers.Remove:input_type -> skiff.v1.RemoveContainerRequest
-	28, // 32: skiff.v1.Containers.List:input_type -> skiff.v1.ListContainersRequest
-	30, // 33: skiff.v1.Containers.Inspect:input_type -> skiff.v1.InspectContainerRequest
-	31, // 34: skiff.v1.Containers.Wait:input_type -> skiff.v1.WaitContainerRequest
-	33, // 35: skiff.v1.Containers.Logs:input_type -> skiff.v1.LogsRequest
-	36, // 36: skiff.v1.Containers.Attach:input_type -> skiff.v1.AttachInput
-	39, // 37: skiff.v1.Containers.Resize:input_type -> skiff.v1.ResizeRequest
-	41, // 38: skiff.v1.System.Version:input_type -> skiff.v1.VersionRequest
-	43, // 39: skiff.v1.System.Info:input_type -> skiff.v1.InfoRequest
-	4,  // 40: skiff.v1.Images.Pull:output_type -> skiff.v1.PullProgress
-	6,  // 41: skiff.v1.Images.List:output_type -> skiff.v1.ListImagesResponse
-	1,  // 42: skiff.v1.Images.Get:output_type -> skiff.v1.Image
-	9,  // 43: skiff.v1.Images.Remove:output_type -> skiff.v1.RemoveImageResponse
-	1,  // 44: skiff.v1.Images.Tag:output_type -> skiff.v1.Image
-	12, // 45: skiff.v1.Images.Load:output_type -> skiff.v1.LoadResponse
-	16, // 46: skiff.v1.Images.Save:output_type -> skiff.v1.SaveChunk
-	15, // 47: skiff.v1.Images.Login:output_type -> skiff.v1.LoginResponse
-	21, // 48: skiff.v1.Containers.Create:output_type -> skiff.v1.CreateContainerResponse
-	19, // 49: skiff.v1.Containers.Start:output_type -> skiff.v1.Container
-	19, // 50: skiff.v1.Containers.Stop:output_type -> skiff.v1.Container
-	19, // 51: skiff.v1.Containers.Kill:output_type -> skiff.v1.Container
-	19, // 52: skiff.v1.Containers.Restart:output_type -> skiff.v1.Container
-	27, // 53: skiff.v1.Containers.Remove:output_type -> skiff.v1.RemoveContainerResponse
-	29, // 54: skiff.v1.Containers.List:output_type -> skiff.v1.ListContainersResponse
-	19, // 55: skiff.v1.Containers.Inspect:output_type -> skiff.v1.Container
-	32, // 56: skiff.v1.Containers.Wait:output_type -> skiff.v1.WaitContainerResponse
-	34, // 57: skiff.v1.Containers.Logs:output_type -> skiff.v1.LogEntry
-	38, // 58: skiff.v1.Containers.Attach:output_type -> skiff.v1.AttachOutput
-	40, // 59: skiff.v1.Containers.Resize:output_type -> skiff.v1.ResizeResponse
-	42, // 60: skiff.v1.System.Version:output_type -> skiff.v1.VersionResponse
-	44, // 61: skiff.v1.System.Info:output_type -> skiff.v1.InfoResponse
-	40, // [40:62] is the sub-list for method output_type
-	18, // [18:40] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	56, // 6: skiff.v1.UpdateContainerRequest.resources:type_name -> skiff.v1.Resources
+	50, // 7: skiff.v1.UpdateContainerRequest.restart_policy:type_name -> skiff.v1.RestartPolicy
+	85, // 8: skiff.v1.TopResponse.processes:type_name -> skiff.v1.TopResponse.Row
+	24, // 9: skiff.v1.ExecInput.start:type_name -> skiff.v1.ExecStart
+	78, // 10: skiff.v1.ExecInput.resize:type_name -> skiff.v1.ResizeRequest
+	86, // 11: skiff.v1.Network.labels:type_name -> skiff.v1.Network.LabelsEntry
+	87, // 12: skiff.v1.CreateNetworkRequest.labels:type_name -> skiff.v1.CreateNetworkRequest.LabelsEntry
+	30, // 13: skiff.v1.ListNetworksResponse.networks:type_name -> skiff.v1.Network
+	52, // 14: skiff.v1.ConnectNetworkRequest.endpoint:type_name -> skiff.v1.EndpointConfig
+	88, // 15: skiff.v1.Volume.labels:type_name -> skiff.v1.Volume.LabelsEntry
+	89, // 16: skiff.v1.CreateVolumeRequest.labels:type_name -> skiff.v1.CreateVolumeRequest.LabelsEntry
+	41, // 17: skiff.v1.ListVolumesResponse.volumes:type_name -> skiff.v1.Volume
+	90, // 18: skiff.v1.ContainerConfig.labels:type_name -> skiff.v1.ContainerConfig.LabelsEntry
+	50, // 19: skiff.v1.ContainerConfig.restart_policy:type_name -> skiff.v1.RestartPolicy
+	52, // 20: skiff.v1.ContainerConfig.networks:type_name -> skiff.v1.EndpointConfig
+	53, // 21: skiff.v1.ContainerConfig.port_bindings:type_name -> skiff.v1.PortBinding
+	54, // 22: skiff.v1.ContainerConfig.mounts:type_name -> skiff.v1.Mount
+	56, // 23: skiff.v1.ContainerConfig.resources:type_name -> skiff.v1.Resources
+	91, // 24: skiff.v1.ContainerConfig.sysctls:type_name -> skiff.v1.ContainerConfig.SysctlsEntry
+	55, // 25: skiff.v1.ContainerConfig.ulimits:type_name -> skiff.v1.Ulimit
+	92, // 26: skiff.v1.NetworkSettings.endpoints:type_name -> skiff.v1.NetworkSettings.Endpoint
+	53, // 27: skiff.v1.NetworkSettings.ports:type_name -> skiff.v1.PortBinding
+	51, // 28: skiff.v1.Container.config:type_name -> skiff.v1.ContainerConfig
+	93, // 29: skiff.v1.Container.labels:type_name -> skiff.v1.Container.LabelsEntry
+	57, // 30: skiff.v1.Container.network_settings:type_name -> skiff.v1.NetworkSettings
+	54, // 31: skiff.v1.Container.mounts:type_name -> skiff.v1.Mount
+	51, // 32: skiff.v1.CreateContainerRequest.config:type_name -> skiff.v1.ContainerConfig
+	58, // 33: skiff.v1.CreateContainerResponse.container:type_name -> skiff.v1.Container
+	58, // 34: skiff.v1.ListContainersResponse.containers:type_name -> skiff.v1.Container
+	0,  // 35: skiff.v1.LogEntry.stream:type_name -> skiff.v1.Stream
+	74, // 36: skiff.v1.AttachInput.start:type_name -> skiff.v1.AttachStart
+	78, // 37: skiff.v1.AttachInput.resize:type_name -> skiff.v1.ResizeRequest
+	0,  // 38: skiff.v1.AttachOutput.stream:type_name -> skiff.v1.Stream
+	76, // 39: skiff.v1.AttachOutput.exit:type_name -> skiff.v1.AttachExit
+	3,  // 40: skiff.v1.Images.Pull:input_type -> skiff.v1.PullRequest
+	5,  // 41: skiff.v1.Images.List:input_type -> skiff.v1.ListImagesRequest
+	7,  // 42: skiff.v1.Images.Get:input_type -> skiff.v1.GetImageRequest
+	8,  // 43: skiff.v1.Images.Remove:input_type -> skiff.v1.RemoveImageRequest
+	10, // 44: skiff.v1.Images.Tag:input_type -> skiff.v1.TagImageRequest
+	11, // 45: skiff.v1.Images.Load:input_type -> skiff.v1.LoadRequest
+	13, // 46: skiff.v1.Images.Save:input_type -> skiff.v1.SaveRequest
+	14, // 47: skiff.v1.Images.Login:input_type -> skiff.v1.LoginRequest
+	59, // 48: skiff.v1.Containers.Create:input_type -> skiff.v1.CreateContainerRequest
+	61, // 49: skiff.v1.Containers.Start:input_type -> skiff.v1.StartContainerRequest
+	62, // 50: skiff.v1.Containers.Stop:input_type -> skiff.v1.StopContainerRequest
+	63, // 51: skiff.v1.Containers.Kill:input_type -> skiff.v1.KillContainerRequest
+	64, // 52: skiff.v1.Containers.Restart:input_type -> skiff.v1.RestartContainerRequest
+	65, // 53: skiff.v1.Containers.Remove:input_type -> skiff.v1.RemoveContainerRequest
+	67, // 54: skiff.v1.Containers.List:input_type -> skiff.v1.ListContainersRequest
+	69, // 55: skiff.v1.Containers.Inspect:input_type -> skiff.v1.InspectContainerRequest
+	70, // 56: skiff.v1.Containers.Wait:input_type -> skiff.v1.WaitContainerRequest
+	72, // 57: skiff.v1.Containers.Logs:input_type -> skiff.v1.LogsRequest
+	75, // 58: skiff.v1.Containers.Attach:input_type -> skiff.v1.AttachInput
+	78, // 59: skiff.v1.Containers.Resize:input_type -> skiff.v1.ResizeRequest
+	17, // 60: skiff.v1.Containers.Pause:input_type -> skiff.v1.PauseContainerRequest
+	17, // 61: skiff.v1.Containers.Unpause:input_type -> skiff.v1.PauseContainerRequest
+	18, // 62: skiff.v1.Containers.Rename:input_type -> skiff.v1.RenameContainerRequest
+	19, // 63: skiff.v1.Containers.Update:input_type -> skiff.v1.UpdateContainerRequest
+	20, // 64: skiff.v1.Containers.Top:input_type -> skiff.v1.TopRequest
+	22, // 65: skiff.v1.Containers.Stats:input_type -> skiff.v1.StatsRequest
+	25, // 66: skiff.v1.Containers.Exec:input_type -> skiff.v1.ExecInput
+	26, // 67: skiff.v1.Containers.CopyTo:input_type -> skiff.v1.CopyToRequest
+	28, // 68: skiff.v1.Containers.CopyFrom:input_type -> skiff.v1.CopyFromRequest
+	31, // 69: skiff.v1.Networks.Create:input_type -> skiff.v1.CreateNetworkRequest
+	32, // 70: skiff.v1.Networks.List:input_type -> skiff.v1.ListNetworksRequest
+	34, // 71: skiff.v1.Networks.Inspect:input_type -> skiff.v1.InspectNetworkRequest
+	35, // 72: skiff.v1.Networks.Remove:input_type -> skiff.v1.RemoveNetworkRequest
+	37, // 73: skiff.v1.Networks.Connect:input_type -> skiff.v1.ConnectNetworkRequest
+	39, // 74: skiff.v1.Networks.Disconnect:input_type -> skiff.v1.DisconnectNetworkRequest
+	42, // 75: skiff.v1.Volumes.Create:input_type -> skiff.v1.CreateVolumeRequest
+	43, // 76: skiff.v1.Volumes.List:input_type -> skiff.v1.ListVolumesRequest
+	45, // 77: skiff.v1.Volumes.Inspect:input_type -> skiff.v1.InspectVolumeRequest
+	46, // 78: skiff.v1.Volumes.Remove:input_type -> skiff.v1.RemoveVolumeRequest
+	48, // 79: skiff.v1.Volumes.Prune:input_type -> skiff.v1.PruneVolumesRequest
+	80, // 80: skiff.v1.System.Version:input_type -> skiff.v1.VersionRequest
+	82, // 81: skiff.v1.System.Info:input_type -> skiff.v1.InfoRequest
+	4,  // 82: skiff.v1.Images.Pull:output_type -> skiff.v1.PullProgress
+	6,  // 83: skiff.v1.Images.List:output_type -> skiff.v1.ListImagesResponse
+	1,  // 84: skiff.v1.Images.Get:output_type -> skiff.v1.Image
+	9,  // 85: skiff.v1.Images.Remove:output_type -> skiff.v1.RemoveImageResponse
+	1,  // 86: skiff.v1.Images.Tag:output_type -> skiff.v1.Image
+	12, // 87: skiff.v1.Images.Load:output_type -> skiff.v1.LoadResponse
+	16, // 88: skiff.v1.Images.Save:output_type -> skiff.v1.SaveChunk
+	15, // 89: skiff.v1.Images.Login:output_type -> skiff.v1.LoginResponse
+	60, // 90: skiff.v1.Containers.Create:output_type -> skiff.v1.CreateContainerResponse
+	58, // 91: skiff.v1.Containers.Start:output_type -> skiff.v1.Container
+	58, // 92: skiff.v1.Containers.Stop:output_type -> skiff.v1.Container
+	58, // 93: skiff.v1.Containers.Kill:output_type -> skiff.v1.Container
+	58, // 94: skiff.v1.Containers.Restart:output_type -> skiff.v1.Container
+	66, // 95: skiff.v1.Containers.Remove:output_type -> skiff.v1.RemoveContainerResponse
+	68, // 96: skiff.v1.Containers.List:output_type -> skiff.v1.ListContainersResponse
+	58, // 97: skiff.v1.Containers.Inspect:output_type -> skiff.v1.Container
+	71, // 98: skiff.v1.Containers.Wait:output_type -> skiff.v1.WaitContainerResponse
+	73, // 99: skiff.v1.Containers.Logs:output_type -> skiff.v1.LogEntry
+	77, // 100: skiff.v1.Containers.Attach:output_type -> skiff.v1.AttachOutput
+	79, // 101: skiff.v1.Containers.Resize:output_type -> skiff.v1.ResizeResponse
+	58, // 102: skiff.v1.Containers.Pause:output_type -> skiff.v1.Container
+	58, // 103: skiff.v1.Containers.Unpause:output_type -> skiff.v1.Container
+	58, // 104: skiff.v1.Containers.Rename:output_type -> skiff.v1.Container
+	58, // 105: skiff.v1.Containers.Update:output_type -> skiff.v1.Container
+	21, // 106: skiff.v1.Containers.Top:output_type -> skiff.v1.TopResponse
+	23, // 107: skiff.v1.Containers.Stats:output_type -> skiff.v1.ContainerStats
+	77, // 108: skiff.v1.Containers.Exec:output_type -> skiff.v1.AttachOutput
+	27, // 109: skiff.v1.Containers.CopyTo:output_type -> skiff.v1.CopyToResponse
+	29, // 110: skiff.v1.Containers.CopyFrom:output_type -> skiff.v1.CopyChunk
+	30, // 111: skiff.v1.Networks.Create:output_type -> skiff.v1.Network
+	33, // 112: skiff.v1.Networks.List:output_type -> skiff.v1.ListNetworksResponse
+	30, // 113: skiff.v1.Networks.Inspect:output_type -> skiff.v1.Network
+	36, // 114: skiff.v1.Networks.Remove:output_type -> skiff.v1.RemoveNetworkResponse
+	38, // 115: skiff.v1.Networks.Connect:output_type -> skiff.v1.ConnectNetworkResponse
+	40, // 116: skiff.v1.Networks.Disconnect:output_type -> skiff.v1.DisconnectNetworkResponse
+	41, // 117: skiff.v1.Volumes.Create:output_type -> skiff.v1.Volume
+	44, // 118: skiff.v1.Volumes.List:output_type -> skiff.v1.ListVolumesResponse
+	41, // 119: skiff.v1.Volumes.Inspect:output_type -> skiff.v1.Volume
+	47, // 120: skiff.v1.Volumes.Remove:output_type -> skiff.v1.RemoveVolumeResponse
+	49, // 121: skiff.v1.Volumes.Prune:output_type -> skiff.v1.PruneVolumesResponse
+	81, // 122: skiff.v1.System.Version:output_type -> skiff.v1.VersionResponse
+	83, // 123: skiff.v1.System.Info:output_type -> skiff.v1.InfoResponse
+	82, // [82:124] is the sub-list for method output_type
+	40, // [40:82] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_skiff_proto_init() }
@@ -3423,7 +6440,13 @@ func file_skiff_v1_skiff_proto_init() {
 	if File_skiff_v1_skiff_proto != nil {
 		return
 	}
-	file_skiff_v1_skiff_proto_msgTypes[35].OneofWrappers = []any{
+	file_skiff_v1_skiff_proto_msgTypes[24].OneofWrappers = []any{
+		(*ExecInput_Start)(nil),
+		(*ExecInput_Stdin)(nil),
+		(*ExecInput_CloseStdin)(nil),
+		(*ExecInput_Resize)(nil),
+	}
+	file_skiff_v1_skiff_proto_msgTypes[74].OneofWrappers = []any{
 		(*AttachInput_Start)(nil),
 		(*AttachInput_Stdin)(nil),
 		(*AttachInput_CloseStdin)(nil),
@@ -3435,9 +6458,9 @@ func file_skiff_v1_skiff_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_skiff_proto_rawDesc), len(file_skiff_v1_skiff_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   47,
+			NumMessages:   93,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   5,
 		},
 		GoTypes:           file_skiff_v1_skiff_proto_goTypes,
 		DependencyIndexes: file_skiff_v1_skiff_proto_depIdxs,

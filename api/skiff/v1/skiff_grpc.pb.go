@@ -419,18 +419,27 @@ var Images_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Containers_Create_FullMethodName  = "/skiff.v1.Containers/Create"
-	Containers_Start_FullMethodName   = "/skiff.v1.Containers/Start"
-	Containers_Stop_FullMethodName    = "/skiff.v1.Containers/Stop"
-	Containers_Kill_FullMethodName    = "/skiff.v1.Containers/Kill"
-	Containers_Restart_FullMethodName = "/skiff.v1.Containers/Restart"
-	Containers_Remove_FullMethodName  = "/skiff.v1.Containers/Remove"
-	Containers_List_FullMethodName    = "/skiff.v1.Containers/List"
-	Containers_Inspect_FullMethodName = "/skiff.v1.Containers/Inspect"
-	Containers_Wait_FullMethodName    = "/skiff.v1.Containers/Wait"
-	Containers_Logs_FullMethodName    = "/skiff.v1.Containers/Logs"
-	Containers_Attach_FullMethodName  = "/skiff.v1.Containers/Attach"
-	Containers_Resize_FullMethodName  = "/skiff.v1.Containers/Resize"
+	Containers_Create_FullMethodName   = "/skiff.v1.Containers/Create"
+	Containers_Start_FullMethodName    = "/skiff.v1.Containers/Start"
+	Containers_Stop_FullMethodName     = "/skiff.v1.Containers/Stop"
+	Containers_Kill_FullMethodName     = "/skiff.v1.Containers/Kill"
+	Containers_Restart_FullMethodName  = "/skiff.v1.Containers/Restart"
+	Containers_Remove_FullMethodName   = "/skiff.v1.Containers/Remove"
+	Containers_List_FullMethodName     = "/skiff.v1.Containers/List"
+	Containers_Inspect_FullMethodName  = "/skiff.v1.Containers/Inspect"
+	Containers_Wait_FullMethodName     = "/skiff.v1.Containers/Wait"
+	Containers_Logs_FullMethodName     = "/skiff.v1.Containers/Logs"
+	Containers_Attach_FullMethodName   = "/skiff.v1.Containers/Attach"
+	Containers_Resize_FullMethodName   = "/skiff.v1.Containers/Resize"
+	Containers_Pause_FullMethodName    = "/skiff.v1.Containers/Pause"
+	Containers_Unpause_FullMethodName  = "/skiff.v1.Containers/Unpause"
+	Containers_Rename_FullMethodName   = "/skiff.v1.Containers/Rename"
+	Containers_Update_FullMethodName   = "/skiff.v1.Containers/Update"
+	Containers_Top_FullMethodName      = "/skiff.v1.Containers/Top"
+	Containers_Stats_FullMethodName    = "/skiff.v1.Containers/Stats"
+	Containers_Exec_FullMethodName     = "/skiff.v1.Containers/Exec"
+	Containers_CopyTo_FullMethodName   = "/skiff.v1.Containers/CopyTo"
+	Containers_CopyFrom_FullMethodName = "/skiff.v1.Containers/CopyFrom"
 )
 
 // ContainersClient is the client API for Containers service.
@@ -455,6 +464,20 @@ type ContainersClient interface {
 	// with an AttachOutput carrying exit when the container exits.
 	Attach(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AttachInput, AttachOutput], error)
 	Resize(ctx context.Context, in *ResizeRequest, opts ...grpc.CallOption) (*ResizeResponse, error)
+	Pause(ctx context.Context, in *PauseContainerRequest, opts ...grpc.CallOption) (*Container, error)
+	Unpause(ctx context.Context, in *PauseContainerRequest, opts ...grpc.CallOption) (*Container, error)
+	Rename(ctx context.Context, in *RenameContainerRequest, opts ...grpc.CallOption) (*Container, error)
+	Update(ctx context.Context, in *UpdateContainerRequest, opts ...grpc.CallOption) (*Container, error)
+	Top(ctx context.Context, in *TopRequest, opts ...grpc.CallOption) (*TopResponse, error)
+	// Stats streams resource usage (one message unless stream is set).
+	Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ContainerStats], error)
+	// Exec runs a process in a running container: the first client message
+	// is an ExecStart; later ones carry stdin, resizes, or close stdin, as
+	// in Attach. The server streams output and ends with the exit code.
+	Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecInput, AttachOutput], error)
+	// CopyTo/CopyFrom are `skiff cp`: tar streams into and out of a path.
+	CopyTo(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[CopyToRequest, CopyToResponse], error)
+	CopyFrom(ctx context.Context, in *CopyFromRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyChunk], error)
 }
 
 type containersClient struct {
@@ -597,6 +620,120 @@ func (c *containersClient) Resize(ctx context.Context, in *ResizeRequest, opts .
 	return out, nil
 }
 
+func (c *containersClient) Pause(ctx context.Context, in *PauseContainerRequest, opts ...grpc.CallOption) (*Container, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Container)
+	err := c.cc.Invoke(ctx, Containers_Pause_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *containersClient) Unpause(ctx context.Context, in *PauseContainerRequest, opts ...grpc.CallOption) (*Container, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Container)
+	err := c.cc.Invoke(ctx, Containers_Unpause_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *containersClient) Rename(ctx context.Context, in *RenameContainerRequest, opts ...grpc.CallOption) (*Container, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Container)
+	err := c.cc.Invoke(ctx, Containers_Rename_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *containersClient) Update(ctx context.Context, in *UpdateContainerRequest, opts ...grpc.CallOption) (*Container, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Container)
+	err := c.cc.Invoke(ctx, Containers_Update_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *containersClient) Top(ctx context.Context, in *TopRequest, opts ...grpc.CallOption) (*TopResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TopResponse)
+	err := c.cc.Invoke(ctx, Containers_Top_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *containersClient) Stats(ctx context.Context, in *StatsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ContainerStats], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Containers_ServiceDesc.Streams[2], Containers_Stats_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StatsRequest, ContainerStats]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Containers_StatsClient = grpc.ServerStreamingClient[ContainerStats]
+
+func (c *containersClient) Exec(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ExecInput, AttachOutput], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Containers_ServiceDesc.Streams[3], Containers_Exec_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExecInput, AttachOutput]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Containers_ExecClient = grpc.BidiStreamingClient[ExecInput, AttachOutput]
+
+func (c *containersClient) CopyTo(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[CopyToRequest, CopyToResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Containers_ServiceDesc.Streams[4], Containers_CopyTo_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CopyToRequest, CopyToResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Containers_CopyToClient = grpc.ClientStreamingClient[CopyToRequest, CopyToResponse]
+
+func (c *containersClient) CopyFrom(ctx context.Context, in *CopyFromRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Containers_ServiceDesc.Streams[5], Containers_CopyFrom_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[CopyFromRequest, CopyChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Containers_CopyFromClient = grpc.ServerStreamingClient[CopyChunk]
+
 // ContainersServer is the server API for Containers service.
 // All implementations must embed UnimplementedContainersServer
 // for forward compatibility.
@@ -619,6 +756,20 @@ type ContainersServer interface {
 	// with an AttachOutput carrying exit when the container exits.
 	Attach(grpc.BidiStreamingServer[AttachInput, AttachOutput]) error
 	Resize(context.Context, *ResizeRequest) (*ResizeResponse, error)
+	Pause(context.Context, *PauseContainerRequest) (*Container, error)
+	Unpause(context.Context, *PauseContainerRequest) (*Container, error)
+	Rename(context.Context, *RenameContainerRequest) (*Container, error)
+	Update(context.Context, *UpdateContainerRequest) (*Container, error)
+	Top(context.Context, *TopRequest) (*TopResponse, error)
+	// Stats streams resource usage (one message unless stream is set).
+	Stats(*StatsRequest, grpc.ServerStreamingServer[ContainerStats]) error
+	// Exec runs a process in a running container: the first client message
+	// is an ExecStart; later ones carry stdin, resizes, or close stdin, as
+	// in Attach. The server streams output and ends with the exit code.
+	Exec(grpc.BidiStreamingServer[ExecInput, AttachOutput]) error
+	// CopyTo/CopyFrom are `skiff cp`: tar streams into and out of a path.
+	CopyTo(grpc.ClientStreamingServer[CopyToRequest, CopyToResponse]) error
+	CopyFrom(*CopyFromRequest, grpc.ServerStreamingServer[CopyChunk]) error
 	mustEmbedUnimplementedContainersServer()
 }
 
@@ -664,6 +815,33 @@ func (UnimplementedContainersServer) Attach(grpc.BidiStreamingServer[AttachInput
 }
 func (UnimplementedContainersServer) Resize(context.Context, *ResizeRequest) (*ResizeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Resize not implemented")
+}
+func (UnimplementedContainersServer) Pause(context.Context, *PauseContainerRequest) (*Container, error) {
+	return nil, status.Error(codes.Unimplemented, "method Pause not implemented")
+}
+func (UnimplementedContainersServer) Unpause(context.Context, *PauseContainerRequest) (*Container, error) {
+	return nil, status.Error(codes.Unimplemented, "method Unpause not implemented")
+}
+func (UnimplementedContainersServer) Rename(context.Context, *RenameContainerRequest) (*Container, error) {
+	return nil, status.Error(codes.Unimplemented, "method Rename not implemented")
+}
+func (UnimplementedContainersServer) Update(context.Context, *UpdateContainerRequest) (*Container, error) {
+	return nil, status.Error(codes.Unimplemented, "method Update not implemented")
+}
+func (UnimplementedContainersServer) Top(context.Context, *TopRequest) (*TopResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Top not implemented")
+}
+func (UnimplementedContainersServer) Stats(*StatsRequest, grpc.ServerStreamingServer[ContainerStats]) error {
+	return status.Error(codes.Unimplemented, "method Stats not implemented")
+}
+func (UnimplementedContainersServer) Exec(grpc.BidiStreamingServer[ExecInput, AttachOutput]) error {
+	return status.Error(codes.Unimplemented, "method Exec not implemented")
+}
+func (UnimplementedContainersServer) CopyTo(grpc.ClientStreamingServer[CopyToRequest, CopyToResponse]) error {
+	return status.Error(codes.Unimplemented, "method CopyTo not implemented")
+}
+func (UnimplementedContainersServer) CopyFrom(*CopyFromRequest, grpc.ServerStreamingServer[CopyChunk]) error {
+	return status.Error(codes.Unimplemented, "method CopyFrom not implemented")
 }
 func (UnimplementedContainersServer) mustEmbedUnimplementedContainersServer() {}
 func (UnimplementedContainersServer) testEmbeddedByValue()                    {}
@@ -884,6 +1062,132 @@ func _Containers_Resize_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Containers_Pause_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseContainerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ContainersServer).Pause(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Containers_Pause_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ContainersServer).Pause(ctx, req.(*PauseContainerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Containers_Unpause_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseContainerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ContainersServer).Unpause(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Containers_Unpause_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ContainersServer).Unpause(ctx, req.(*PauseContainerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Containers_Rename_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenameContainerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ContainersServer).Rename(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Containers_Rename_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ContainersServer).Rename(ctx, req.(*RenameContainerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Containers_Update_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateContainerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ContainersServer).Update(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Containers_Update_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ContainersServer).Update(ctx, req.(*UpdateContainerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Containers_Top_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TopRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ContainersServer).Top(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Containers_Top_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ContainersServer).Top(ctx, req.(*TopRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Containers_Stats_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(StatsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ContainersServer).Stats(m, &grpc.GenericServerStream[StatsRequest, ContainerStats]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Containers_StatsServer = grpc.ServerStreamingServer[ContainerStats]
+
+func _Containers_Exec_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ContainersServer).Exec(&grpc.GenericServerStream[ExecInput, AttachOutput]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Containers_ExecServer = grpc.BidiStreamingServer[ExecInput, AttachOutput]
+
+func _Containers_CopyTo_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ContainersServer).CopyTo(&grpc.GenericServerStream[CopyToRequest, CopyToResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Containers_CopyToServer = grpc.ClientStreamingServer[CopyToRequest, CopyToResponse]
+
+func _Containers_CopyFrom_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(CopyFromRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ContainersServer).CopyFrom(m, &grpc.GenericServerStream[CopyFromRequest, CopyChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Containers_CopyFromServer = grpc.ServerStreamingServer[CopyChunk]
+
 // Containers_ServiceDesc is the grpc.ServiceDesc for Containers service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -931,6 +1235,26 @@ var Containers_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Resize",
 			Handler:    _Containers_Resize_Handler,
 		},
+		{
+			MethodName: "Pause",
+			Handler:    _Containers_Pause_Handler,
+		},
+		{
+			MethodName: "Unpause",
+			Handler:    _Containers_Unpause_Handler,
+		},
+		{
+			MethodName: "Rename",
+			Handler:    _Containers_Rename_Handler,
+		},
+		{
+			MethodName: "Update",
+			Handler:    _Containers_Update_Handler,
+		},
+		{
+			MethodName: "Top",
+			Handler:    _Containers_Top_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -944,7 +1268,574 @@ var Containers_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 			ClientStreams: true,
 		},
+		{
+			StreamName:    "Stats",
+			Handler:       _Containers_Stats_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Exec",
+			Handler:       _Containers_Exec_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "CopyTo",
+			Handler:       _Containers_CopyTo_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "CopyFrom",
+			Handler:       _Containers_CopyFrom_Handler,
+			ServerStreams: true,
+		},
 	},
+	Metadata: "skiff/v1/skiff.proto",
+}
+
+const (
+	Networks_Create_FullMethodName     = "/skiff.v1.Networks/Create"
+	Networks_List_FullMethodName       = "/skiff.v1.Networks/List"
+	Networks_Inspect_FullMethodName    = "/skiff.v1.Networks/Inspect"
+	Networks_Remove_FullMethodName     = "/skiff.v1.Networks/Remove"
+	Networks_Connect_FullMethodName    = "/skiff.v1.Networks/Connect"
+	Networks_Disconnect_FullMethodName = "/skiff.v1.Networks/Disconnect"
+)
+
+// NetworksClient is the client API for Networks service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+type NetworksClient interface {
+	Create(ctx context.Context, in *CreateNetworkRequest, opts ...grpc.CallOption) (*Network, error)
+	List(ctx context.Context, in *ListNetworksRequest, opts ...grpc.CallOption) (*ListNetworksResponse, error)
+	Inspect(ctx context.Context, in *InspectNetworkRequest, opts ...grpc.CallOption) (*Network, error)
+	Remove(ctx context.Context, in *RemoveNetworkRequest, opts ...grpc.CallOption) (*RemoveNetworkResponse, error)
+	Connect(ctx context.Context, in *ConnectNetworkRequest, opts ...grpc.CallOption) (*ConnectNetworkResponse, error)
+	Disconnect(ctx context.Context, in *DisconnectNetworkRequest, opts ...grpc.CallOption) (*DisconnectNetworkResponse, error)
+}
+
+type networksClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewNetworksClient(cc grpc.ClientConnInterface) NetworksClient {
+	return &networksClient{cc}
+}
+
+func (c *networksClient) Create(ctx context.Context, in *CreateNetworkRequest, opts ...grpc.CallOption) (*Network, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Network)
+	err := c.cc.Invoke(ctx, Networks_Create_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *networksClient) List(ctx context.Context, in *ListNetworksRequest, opts ...grpc.CallOption) (*ListNetworksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListNetworksResponse)
+	err := c.cc.Invoke(ctx, Networks_List_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *networksClient) Inspect(ctx context.Context, in *InspectNetworkRequest, opts ...grpc.CallOption) (*Network, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Network)
+	err := c.cc.Invoke(ctx, Networks_Inspect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *networksClient) Remove(ctx context.Context, in *RemoveNetworkRequest, opts ...grpc.CallOption) (*RemoveNetworkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveNetworkResponse)
+	err := c.cc.Invoke(ctx, Networks_Remove_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *networksClient) Connect(ctx context.Context, in *ConnectNetworkRequest, opts ...grpc.CallOption) (*ConnectNetworkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConnectNetworkResponse)
+	err := c.cc.Invoke(ctx, Networks_Connect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *networksClient) Disconnect(ctx context.Context, in *DisconnectNetworkRequest, opts ...grpc.CallOption) (*DisconnectNetworkResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DisconnectNetworkResponse)
+	err := c.cc.Invoke(ctx, Networks_Disconnect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// NetworksServer is the server API for Networks service.
+// All implementations must embed UnimplementedNetworksServer
+// for forward compatibility.
+type NetworksServer interface {
+	Create(context.Context, *CreateNetworkRequest) (*Network, error)
+	List(context.Context, *ListNetworksRequest) (*ListNetworksResponse, error)
+	Inspect(context.Context, *InspectNetworkRequest) (*Network, error)
+	Remove(context.Context, *RemoveNetworkRequest) (*RemoveNetworkResponse, error)
+	Connect(context.Context, *ConnectNetworkRequest) (*ConnectNetworkResponse, error)
+	Disconnect(context.Context, *DisconnectNetworkRequest) (*DisconnectNetworkResponse, error)
+	mustEmbedUnimplementedNetworksServer()
+}
+
+// UnimplementedNetworksServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedNetworksServer struct{}
+
+func (UnimplementedNetworksServer) Create(context.Context, *CreateNetworkRequest) (*Network, error) {
+	return nil, status.Error(codes.Unimplemented, "method Create not implemented")
+}
+func (UnimplementedNetworksServer) List(context.Context, *ListNetworksRequest) (*ListNetworksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method List not implemented")
+}
+func (UnimplementedNetworksServer) Inspect(context.Context, *InspectNetworkRequest) (*Network, error) {
+	return nil, status.Error(codes.Unimplemented, "method Inspect not implemented")
+}
+func (UnimplementedNetworksServer) Remove(context.Context, *RemoveNetworkRequest) (*RemoveNetworkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Remove not implemented")
+}
+func (UnimplementedNetworksServer) Connect(context.Context, *ConnectNetworkRequest) (*ConnectNetworkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Connect not implemented")
+}
+func (UnimplementedNetworksServer) Disconnect(context.Context, *DisconnectNetworkRequest) (*DisconnectNetworkResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Disconnect not implemented")
+}
+func (UnimplementedNetworksServer) mustEmbedUnimplementedNetworksServer() {}
+func (UnimplementedNetworksServer) testEmbeddedByValue()                  {}
+
+// UnsafeNetworksServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to NetworksServer will
+// result in compilation errors.
+type UnsafeNetworksServer interface {
+	mustEmbedUnimplementedNetworksServer()
+}
+
+func RegisterNetworksServer(s grpc.ServiceRegistrar, srv NetworksServer) {
+	// If the following call panics, it indicates UnimplementedNetworksServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Networks_ServiceDesc, srv)
+}
+
+func _Networks_Create_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateNetworkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworksServer).Create(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Networks_Create_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworksServer).Create(ctx, req.(*CreateNetworkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Networks_List_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListNetworksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworksServer).List(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Networks_List_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworksServer).List(ctx, req.(*ListNetworksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Networks_Inspect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InspectNetworkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworksServer).Inspect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Networks_Inspect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworksServer).Inspect(ctx, req.(*InspectNetworkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Networks_Remove_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveNetworkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworksServer).Remove(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Networks_Remove_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworksServer).Remove(ctx, req.(*RemoveNetworkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Networks_Connect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConnectNetworkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworksServer).Connect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Networks_Connect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworksServer).Connect(ctx, req.(*ConnectNetworkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Networks_Disconnect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisconnectNetworkRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworksServer).Disconnect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Networks_Disconnect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworksServer).Disconnect(ctx, req.(*DisconnectNetworkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Networks_ServiceDesc is the grpc.ServiceDesc for Networks service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Networks_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "skiff.v1.Networks",
+	HandlerType: (*NetworksServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Create",
+			Handler:    _Networks_Create_Handler,
+		},
+		{
+			MethodName: "List",
+			Handler:    _Networks_List_Handler,
+		},
+		{
+			MethodName: "Inspect",
+			Handler:    _Networks_Inspect_Handler,
+		},
+		{
+			MethodName: "Remove",
+			Handler:    _Networks_Remove_Handler,
+		},
+		{
+			MethodName: "Connect",
+			Handler:    _Networks_Connect_Handler,
+		},
+		{
+			MethodName: "Disconnect",
+			Handler:    _Networks_Disconnect_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "skiff/v1/skiff.proto",
+}
+
+const (
+	Volumes_Create_FullMethodName  = "/skiff.v1.Volumes/Create"
+	Volumes_List_FullMethodName    = "/skiff.v1.Volumes/List"
+	Volumes_Inspect_FullMethodName = "/skiff.v1.Volumes/Inspect"
+	Volumes_Remove_FullMethodName  = "/skiff.v1.Volumes/Remove"
+	Volumes_Prune_FullMethodName   = "/skiff.v1.Volumes/Prune"
+)
+
+// VolumesClient is the client API for Volumes service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+type VolumesClient interface {
+	Create(ctx context.Context, in *CreateVolumeRequest, opts ...grpc.CallOption) (*Volume, error)
+	List(ctx context.Context, in *ListVolumesRequest, opts ...grpc.CallOption) (*ListVolumesResponse, error)
+	Inspect(ctx context.Context, in *InspectVolumeRequest, opts ...grpc.CallOption) (*Volume, error)
+	Remove(ctx context.Context, in *RemoveVolumeRequest, opts ...grpc.CallOption) (*RemoveVolumeResponse, error)
+	Prune(ctx context.Context, in *PruneVolumesRequest, opts ...grpc.CallOption) (*PruneVolumesResponse, error)
+}
+
+type volumesClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewVolumesClient(cc grpc.ClientConnInterface) VolumesClient {
+	return &volumesClient{cc}
+}
+
+func (c *volumesClient) Create(ctx context.Context, in *CreateVolumeRequest, opts ...grpc.CallOption) (*Volume, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Volume)
+	err := c.cc.Invoke(ctx, Volumes_Create_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *volumesClient) List(ctx context.Context, in *ListVolumesRequest, opts ...grpc.CallOption) (*ListVolumesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListVolumesResponse)
+	err := c.cc.Invoke(ctx, Volumes_List_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *volumesClient) Inspect(ctx context.Context, in *InspectVolumeRequest, opts ...grpc.CallOption) (*Volume, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Volume)
+	err := c.cc.Invoke(ctx, Volumes_Inspect_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *volumesClient) Remove(ctx context.Context, in *RemoveVolumeRequest, opts ...grpc.CallOption) (*RemoveVolumeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveVolumeResponse)
+	err := c.cc.Invoke(ctx, Volumes_Remove_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *volumesClient) Prune(ctx context.Context, in *PruneVolumesRequest, opts ...grpc.CallOption) (*PruneVolumesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PruneVolumesResponse)
+	err := c.cc.Invoke(ctx, Volumes_Prune_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// VolumesServer is the server API for Volumes service.
+// All implementations must embed UnimplementedVolumesServer
+// for forward compatibility.
+type VolumesServer interface {
+	Create(context.Context, *CreateVolumeRequest) (*Volume, error)
+	List(context.Context, *ListVolumesRequest) (*ListVolumesResponse, error)
+	Inspect(context.Context, *InspectVolumeRequest) (*Volume, error)
+	Remove(context.Context, *RemoveVolumeRequest) (*RemoveVolumeResponse, error)
+	Prune(context.Context, *PruneVolumesRequest) (*PruneVolumesResponse, error)
+	mustEmbedUnimplementedVolumesServer()
+}
+
+// UnimplementedVolumesServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedVolumesServer struct{}
+
+func (UnimplementedVolumesServer) Create(context.Context, *CreateVolumeRequest) (*Volume, error) {
+	return nil, status.Error(codes.Unimplemented, "method Create not implemented")
+}
+func (UnimplementedVolumesServer) List(context.Context, *ListVolumesRequest) (*ListVolumesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method List not implemented")
+}
+func (UnimplementedVolumesServer) Inspect(context.Context, *InspectVolumeRequest) (*Volume, error) {
+	return nil, status.Error(codes.Unimplemented, "method Inspect not implemented")
+}
+func (UnimplementedVolumesServer) Remove(context.Context, *RemoveVolumeRequest) (*RemoveVolumeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Remove not implemented")
+}
+func (UnimplementedVolumesServer) Prune(context.Context, *PruneVolumesRequest) (*PruneVolumesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Prune not implemented")
+}
+func (UnimplementedVolumesServer) mustEmbedUnimplementedVolumesServer() {}
+func (UnimplementedVolumesServer) testEmbeddedByValue()                 {}
+
+// UnsafeVolumesServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to VolumesServer will
+// result in compilation errors.
+type UnsafeVolumesServer interface {
+	mustEmbedUnimplementedVolumesServer()
+}
+
+func RegisterVolumesServer(s grpc.ServiceRegistrar, srv VolumesServer) {
+	// If the following call panics, it indicates UnimplementedVolumesServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Volumes_ServiceDesc, srv)
+}
+
+func _Volumes_Create_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateVolumeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).Create(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_Create_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).Create(ctx, req.(*CreateVolumeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Volumes_List_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListVolumesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).List(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_List_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).List(ctx, req.(*ListVolumesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Volumes_Inspect_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InspectVolumeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).Inspect(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_Inspect_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).Inspect(ctx, req.(*InspectVolumeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Volumes_Remove_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveVolumeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).Remove(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_Remove_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).Remove(ctx, req.(*RemoveVolumeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Volumes_Prune_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PruneVolumesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VolumesServer).Prune(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Volumes_Prune_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VolumesServer).Prune(ctx, req.(*PruneVolumesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Volumes_ServiceDesc is the grpc.ServiceDesc for Volumes service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Volumes_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "skiff.v1.Volumes",
+	HandlerType: (*VolumesServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Create",
+			Handler:    _Volumes_Create_Handler,
+		},
+		{
+			MethodName: "List",
+			Handler:    _Volumes_List_Handler,
+		},
+		{
+			MethodName: "Inspect",
+			Handler:    _Volumes_Inspect_Handler,
+		},
+		{
+			MethodName: "Remove",
+			Handler:    _Volumes_Remove_Handler,
+		},
+		{
+			MethodName: "Prune",
+			Handler:    _Volumes_Prune_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
 	Metadata: "skiff/v1/skiff.proto",
 }
 
