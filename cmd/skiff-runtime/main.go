@@ -9,22 +9,41 @@ import (
 	"runtime/debug"
 
 	"github.com/skiff-containers/skiff/runtime/initproc"
-	_ "github.com/skiff-containers/skiff/runtime/nsenter" // joins namespaces before the Go runtime starts
+	_ "github.com/skiff-containers/skiff/runtime/nsenter"  // joins namespaces before the Go runtime starts
+	_ "github.com/skiff-containers/skiff/runtime/prefault" // populates the heap's next pages at once
 )
 
 func init() {
 	// The container's init must keep per-thread state (capabilities,
-	// seccomp, the cgroup namespace) on the thread that execs.
-	runtime.LockOSThread()
+	// seccomp, the cgroup namespace) on the thread that execs: it stays on
+	// the main thread. The runtime's own commands must not: a locked main
+	// goroutine makes every switch to or from it a handoff between
+	// threads (a futex wake and a context switch each; over a thousand
+	// futex calls in a `run`).
+	if isInit() {
+		runtime.LockOSThread()
+	}
 	// Every command but a foreground run/exec and events is over in
 	// milliseconds and allocates little: collecting garbage only costs
 	// time. The long-running ones turn the collector back on.
 	debug.SetGCPercent(-1)
+	// The runtime's own commands wait on the kernel (processes, sockets,
+	// files), not on the CPU: one P is enough. A second one makes every
+	// goroutine that becomes runnable wake another thread to run it (more
+	// context switches and CPU time in a `run`, on a machine whose other
+	// CPU is starting the container's init). Blocking syscalls still hand
+	// the P over, so goroutines keep running concurrently. An explicit
+	// GOMAXPROCS is left alone.
+	if !isInit() && os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "init" {
+	if isInit() {
 		os.Exit(initproc.Main())
 	}
 	os.Exit(run(os.Args[1:]))
 }
+
+func isInit() bool { return len(os.Args) > 1 && os.Args[1] == "init" }

@@ -287,6 +287,16 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *re
 		// leaving mounts on the host; skiff-runtime refuses instead.
 		return nil, fmt.Errorf("linux.namespaces: skiff-runtime builds the container's root only in a mount namespace of its own (new, or joined by path) and will not mount into the host's; add {\"type\": \"mount\"}: %w", errdefs.ErrNotImplemented)
 	}
+	// Without namespaces to join first, a user namespace (its id maps are
+	// written between unsharing it and the rest) or a time namespace (its
+	// offsets are written before its first process), the init is cloned
+	// straight into its new namespaces: nsenter then has nothing to do, and
+	// there is no intermediate process to fork, reap and fault in.
+	var cloneflags uintptr
+	if req.Len() == 0 && unshare&(unix.CLONE_NEWUSER|unix.CLONE_NEWTIME) == 0 {
+		cloneflags = uintptr(unshare &^ unix.CLONE_NEWCGROUP)
+		unshare &^= int(cloneflags)
+	}
 	fmt.Fprintf(&req, "unshare %d\n", unshare)
 	for clock, off := range s.Linux.TimeOffsets {
 		fmt.Fprintf(&req, "timens %s %d %d\n", clock, off.Secs, off.Nanosecs)
@@ -349,7 +359,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *re
 	started := time.Now()
 	sp, err = r.spawn(spawnReq{
 		extra: extra,
-		id:    id, what: "init process", dir: bundle, nsReq: req.String(), linux: s.Linux,
+		id:    id, what: "init process", dir: bundle, nsReq: req.String(), cloneflags: cloneflags, linux: s.Linux,
 		preserveFDs: opts.PreserveFDs,
 		files:       files,
 		stdin:       opts.Stdin, stdout: opts.Stdout, stderr: opts.Stderr,
@@ -718,7 +728,8 @@ func (r *Runtime) Run(ctx context.Context, id string, opts CreateOpts, detach bo
 		return 0, nil
 	}
 	// Become the subreaper so the init, whose parent exits when nsenter
-	// forks, is reparented to us and we can wait for it.
+	// forks (when it is not cloned straight into its namespaces), is
+	// reparented to us and we can wait for it.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return 0, fmt.Errorf("become child subreaper: %w", err)
 	}

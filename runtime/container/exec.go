@@ -177,11 +177,23 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOpts) (int, error) 
 	}
 	s.Linux = &linux
 
+	// The pid namespace is entered by the thread that starts the process
+	// (see startInPidns), so that nsenter need not fork into it, unless a
+	// time namespace needs that fork anyway.
 	var req strings.Builder
+	var pidns string
+	hasTimens := false
+	for _, ns := range linux.Namespaces {
+		hasTimens = hasTimens || ns.Type == specs.TimeNamespace
+	}
 	for _, ns := range linux.Namespaces {
 		path := ns.Path
 		if path == "" {
 			path = fmt.Sprintf("/proc/%d/ns/%s", rec.Pid, nsProcName[ns.Type])
+		}
+		if ns.Type == specs.PIDNamespace && !hasTimens {
+			pidns = path
+			continue
 		}
 		fmt.Fprintf(&req, "join %d %s\n", nsFlags[ns.Type], path)
 	}
@@ -199,7 +211,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOpts) (int, error) 
 		defer signal.Stop(sigs)
 	}
 	sp, err := r.spawn(spawnReq{
-		id: id, what: "exec process", dir: "/", nsReq: req.String(), linux: &linux,
+		id: id, what: "exec process", dir: "/", nsReq: req.String(), pidns: pidns, linux: &linux,
 		preserveFDs: o.PreserveFDs,
 		files:       files,
 		stdin:       o.Stdin, stdout: o.Stdout, stderr: o.Stderr,

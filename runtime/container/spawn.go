@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"sort"
 	"strconv"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -30,6 +32,17 @@ type spawnReq struct {
 	dir  string // working directory before namespaces are entered
 	// nsReq is the request for runtime/nsenter: joins, unshare, timens.
 	nsReq string
+	// cloneflags, if set, are namespaces the process is cloned into
+	// directly (nsReq then has nothing to do): its pid is then the one the
+	// clone returns, not the one nsenter reports (1 in a new pid
+	// namespace).
+	cloneflags uintptr
+	// pidns, if set, is a pid namespace (a path) the process is created
+	// in: the thread that starts it joins it first (setns only changes
+	// where that thread's children go) and then dies with the goroutine,
+	// so nsenter need not fork to put the process there. nsReq must not
+	// join it again.
+	pidns string
 	// linux gives the id mappings written when nsenter makes a user ns.
 	linux       *specs.Linux
 	preserveFDs int
@@ -128,10 +141,17 @@ func (r *Runtime) spawn(req spawnReq) (_ *spawned, retErr error) {
 		return nil, fmt.Errorf("start %s of container %q: %w", req.what, req.id, err)
 	}
 	cmd.Path = exe
+	if req.cloneflags != 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: req.cloneflags}
+	}
 	if r.Logger != nil {
 		r.Logger.Debug("binary protected", "id", req.id)
 	}
-	err = cmd.Start()
+	if req.pidns != "" {
+		err = startInPidns(cmd, req.pidns)
+	} else {
+		err = cmd.Start()
+	}
 	if r.Logger != nil {
 		r.Logger.Debug("init started", "id", req.id)
 	}
@@ -153,6 +173,9 @@ func (r *Runtime) spawn(req spawnReq) (_ *spawned, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	if req.cloneflags != 0 || req.pidns != "" {
+		pid = cmd.Process.Pid
+	}
 	if pid != cmd.Process.Pid {
 		// nsenter forked into a pid or time namespace: reap the
 		// intermediate process, which exits at once.
@@ -166,6 +189,30 @@ func (r *Runtime) spawn(req spawnReq) (_ *spawned, retErr error) {
 		return nil, fmt.Errorf("%s of container %q (pid %d) died while entering its namespaces: %w", req.what, req.id, pid, err)
 	}
 	return sp, nil
+}
+
+// startInPidns starts cmd in the pid namespace at path, from a thread of its
+// own that has joined that namespace for its children and that exits with
+// its goroutine (locked, never unlocked): no other goroutine ever runs on a
+// thread whose children would land in the container.
+func startInPidns(cmd *exec.Cmd, path string) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with us
+		ns, err := os.Open(path)
+		if err != nil {
+			done <- fmt.Errorf("open pid namespace: %w", err)
+			return
+		}
+		err = unix.Setns(int(ns.Fd()), unix.CLONE_NEWPID)
+		ns.Close()
+		if err != nil {
+			done <- fmt.Errorf("join pid namespace %s: %w", path, err)
+			return
+		}
+		done <- cmd.Start()
+	}()
+	return <-done
 }
 
 // configure sends the init its Config and waits until it is ready (or

@@ -1,11 +1,9 @@
 package container
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-containers/skiff/errdefs"
+	"github.com/skiff-containers/skiff/runtime/internal/ljson"
 )
 
 const (
@@ -58,7 +57,7 @@ type State struct {
 func (r *Runtime) dir(id string) string { return filepath.Join(r.Root, id) }
 
 func (r *Runtime) writeRecord(rec *record) error {
-	b, err := json.Marshal(rec)
+	b, err := ljson.Marshal(rec)
 	if err != nil {
 		return err
 	}
@@ -107,7 +106,7 @@ func (r *Runtime) load(id string) (*record, error) {
 		return nil, fmt.Errorf("read state of container %q: %w", id, err)
 	}
 	var rec record
-	if err := json.Unmarshal(b, &rec); err != nil {
+	if err := ljson.Unmarshal(b, &rec); err != nil {
 		return nil, fmt.Errorf("state of container %q is corrupt (%s): %w; delete it with delete --force", id, err, errdefs.ErrFailedPrecondition)
 	}
 	return &rec, nil
@@ -154,10 +153,28 @@ func (r *Runtime) owner(id string) string {
 		return ""
 	}
 	uid := fi.Sys().(*syscall.Stat_t).Uid
-	if u, err := user.LookupId(strconv.Itoa(int(uid))); err == nil {
-		return u.Username
+	if name := userName(uid); name != "" {
+		return name
 	}
 	return "#" + strconv.Itoa(int(uid))
+}
+
+// userName looks uid up in /etc/passwd, as runc does (and as os/user's pure
+// Go lookup would): no NSS, which a static binary cannot load.
+func userName(uid uint32) string {
+	b, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		return ""
+	}
+	want := strconv.FormatUint(uint64(uid), 10)
+	for line := range strings.SplitSeq(string(b), "\n") {
+		// name:password:uid:gid:gecos:home:shell
+		f := strings.SplitN(line, ":", 4)
+		if len(f) >= 3 && f[2] == want && f[0] != "" && !strings.HasPrefix(f[0], "#") {
+			return f[0]
+		}
+	}
+	return ""
 }
 
 // procStartTime reads field 22 of /proc/<pid>/stat (start time in clock

@@ -35,7 +35,6 @@ package hooks
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -49,6 +48,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-containers/skiff/errdefs"
+	"github.com/skiff-containers/skiff/runtime/internal/ljson"
 )
 
 // Kind names a list of hooks in config.json's "hooks" object.
@@ -224,7 +224,7 @@ func prepare(kind Kind, hooks []specs.Hook, state *specs.State) ([]byte, error) 
 	if s.Status == "" {
 		s.Status = StatusFor(kind)
 	}
-	b, err := json.Marshal(&s)
+	b, err := ljson.Marshal(&s)
 	if err != nil {
 		return nil, fmt.Errorf("%s hooks: encode container state: %w", kind, err)
 	}

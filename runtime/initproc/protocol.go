@@ -2,7 +2,6 @@ package initproc
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/skiff-containers/skiff/runtime/internal/ljson"
 	"github.com/skiff-containers/skiff/runtime/seccomp"
 )
 
@@ -174,7 +174,7 @@ func (w *wireSpec) spec() *specs.Spec {
 // ReadConfig decodes the init's Config.
 func ReadConfig(payload []byte) (*Config, error) {
 	var c Config
-	if err := json.Unmarshal(payload, &c); err != nil {
+	if err := ljson.Unmarshal(payload, &c); err != nil {
 		return nil, err
 	}
 	if c.WireSpec == nil || c.WireSpec.Process == nil {
@@ -189,7 +189,7 @@ func ReadConfig(payload []byte) (*Config, error) {
 func WriteConfig(w io.Writer, c *Config) error {
 	wire := *c
 	wire.WireSpec = toWire(c.Spec)
-	b, err := json.Marshal(&wire)
+	b, err := ljson.Marshal(&wire)
 	if err != nil {
 		return err
 	}

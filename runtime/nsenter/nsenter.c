@@ -17,12 +17,14 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -33,6 +35,10 @@
 #endif
 #ifndef CLONE_NEWCGROUP
 #define CLONE_NEWCGROUP 0x02000000
+#endif
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
 #endif
 
 #define MAX_JOIN 16
@@ -124,11 +130,44 @@ static void join_one(int sock, struct join *j)
 	j->fd = -1;
 }
 
+// The start of the data segment and the end of the bss, from the C runtime
+// and the linker (weak: absent, nothing is prefaulted).
+extern char __data_start[] __attribute__((weak));
+extern char _end[] __attribute__((weak));
+
+// prefault_data populates the binary's data and bss pages in one madvise
+// before the Go runtime starts: it writes to about 45 of them while it
+// starts (its own variables), and a page fault costs ~20 µs on the VMs this
+// runs on where populating costs ~1.5 µs a page. Only the first 512 KiB: the
+// bss also holds large, never touched buffers (crypto's 32 MiB DRBG).
+// Failure (kernels before 5.14) only means the pages fault in one by one.
+static void prefault_data(void)
+{
+	if (__data_start == NULL || _end == NULL)
+		return;
+	uintptr_t lo = (uintptr_t)__data_start & ~(uintptr_t)4095;
+	uintptr_t hi = (uintptr_t)_end;
+	if (hi <= lo)
+		return;
+	if (hi - lo > 512 * 1024)
+		hi = lo + 512 * 1024;
+	int saved = errno;
+	madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+	errno = saved;
+}
+
 __attribute__((constructor)) static void skiff_nsenter(void)
 {
+	// One malloc arena: the Go runtime starts several threads through
+	// pthread_create, and glibc would give each its own arena (a 64 MiB
+	// reservation, trimmed, and a page fault) for the few bytes of C
+	// allocation they make.
+	mallopt(M_ARENA_MAX, 1);
 	const char *env = getenv("_SKIFF_NSENTER_FD");
-	if (env == NULL || *env == '\0')
+	if (env == NULL || *env == '\0') {
+		prefault_data();
 		return;
+	}
 	int sock = atoi(env);
 	if (sock < 3)
 		_exit(1);
@@ -232,6 +271,7 @@ __attribute__((constructor)) static void skiff_nsenter(void)
 
 	if (!need_fork) {
 		send_rec(sock, 'P', getpid());
+		prefault_data();
 		return;
 	}
 	pid_t child = fork();
@@ -243,4 +283,7 @@ __attribute__((constructor)) static void skiff_nsenter(void)
 	}
 	// The intermediate process exits at once; do not die with it.
 	prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+	// After the fork: the child would take a copy-on-write fault for each
+	// page the parent had touched.
+	prefault_data();
 }

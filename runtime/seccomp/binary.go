@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"runtime"
 
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-containers/skiff/errdefs"
+	"github.com/skiff-containers/skiff/runtime/internal/ljson"
 )
 
 // binaryMagic starts a marshalled Filter; the digit is the format version.
@@ -80,7 +80,7 @@ func (f *Filter) UnmarshalBinary(b []byte) error {
 // on it) and the architecture. Filters with the same key are the same
 // program.
 func CacheKey(cfg *specs.LinuxSeccomp) (string, error) {
-	js, err := json.Marshal(cfg)
+	js, err := ljson.Marshal(cfg)
 	if err != nil {
 		return "", err
 	}

@@ -3,7 +3,6 @@ package seccomp
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -74,32 +73,51 @@ func SendNotifyFd(listenerPath string, fd int, state []byte) error {
 			listenerPath, msg.Fds, specs.SeccompFdName, errdefs.ErrInvalidArgument)
 	}
 
-	d := net.Dialer{Timeout: notifyTimeout}
-	c, err := d.Dial("unix", listenerPath)
+	// Raw syscalls rather than package net: its dialer drags the cgo DNS
+	// resolver into the binary, which the static link refuses to carry
+	// cleanly. SO_SNDTIMEO bounds both connect (a full backlog) and the
+	// writes on an AF_UNIX stream socket.
+	sfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("seccomp: connect to seccomp agent at listenerPath %s: %w", listenerPath, err)
+		return fmt.Errorf("seccomp: connect to seccomp agent at listenerPath %s: socket: %w", listenerPath, err)
 	}
-	conn := c.(*net.UnixConn)
-	defer conn.Close()
-	if err := conn.SetWriteDeadline(time.Now().Add(notifyTimeout)); err != nil {
+	defer unix.Close(sfd)
+	tv := unix.NsecToTimeval(notifyTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(sfd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
 		return fmt.Errorf("seccomp: seccomp agent at %s: %w", listenerPath, err)
 	}
+	if err := retryEINTR(func() error { return unix.Connect(sfd, &unix.SockaddrUnix{Name: listenerPath}) }); err != nil {
+		return fmt.Errorf("seccomp: connect to seccomp agent at listenerPath %s: dial unix %s: connect: %w", listenerPath, listenerPath, err)
+	}
 	oob := unix.UnixRights(fd)
-	n, oobn, err := conn.WriteMsgUnix(state, oob, nil)
+	var n int
+	err = retryEINTR(func() (err error) {
+		n, err = unix.SendmsgN(sfd, state, oob, nil, unix.MSG_NOSIGNAL)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("seccomp: send listener fd to seccomp agent at %s: %w", listenerPath, err)
-	}
-	if oobn != len(oob) {
-		return fmt.Errorf("seccomp: send listener fd to seccomp agent at %s: fd not sent (%d of %d control bytes)", listenerPath, oobn, len(oob))
 	}
 	// A stream socket may take the message in pieces; the fd went with the
 	// first one.
 	for n < len(state) {
-		m, err := conn.Write(state[n:])
+		var m int
+		err := retryEINTR(func() (err error) {
+			m, err = unix.SendmsgN(sfd, state[n:], nil, nil, unix.MSG_NOSIGNAL)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("seccomp: send container state to seccomp agent at %s: %w", listenerPath, err)
 		}
 		n += m
 	}
 	return nil
+}
+
+func retryEINTR(f func() error) error {
+	for {
+		if err := f(); err != unix.EINTR {
+			return err
+		}
+	}
 }

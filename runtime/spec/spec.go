@@ -26,6 +26,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/skiff-containers/skiff/errdefs"
+	"github.com/skiff-containers/skiff/runtime/internal/ljson"
 )
 
 // ConfigFile is the name of the configuration file inside a bundle.
@@ -65,7 +66,7 @@ func decode(data []byte) (*specs.Spec, error) {
 		return nil, fmt.Errorf("%s is empty: %w", ConfigFile, errdefs.ErrInvalidArgument)
 	}
 	var s specs.Spec
-	err := json.Unmarshal(data, &s)
+	err := ljson.Unmarshal(data, &s)
 	if err == nil {
 		return &s, nil
 	}
