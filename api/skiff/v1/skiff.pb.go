@@ -78,6 +78,414 @@ func (Stream) EnumDescriptor() ([]byte, []int) {
 	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{0}
 }
 
+type PushRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	Auth          *RegistryAuth          `protobuf:"bytes,2,opt,name=auth,proto3" json:"auth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushRequest) Reset() {
+	*x = PushRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushRequest) ProtoMessage() {}
+
+func (x *PushRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
+func (*PushRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PushRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *PushRequest) GetAuth() *RegistryAuth {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
+type PushProgress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`     // blob digest
+	Kind  string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"` // "config", "layer", "manifest", "index"
+	// Status: "preparing", "waiting", "pushing", "mounted", "exists",
+	// "pushed", "failed".
+	Status  string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	Current int64  `protobuf:"varint,4,opt,name=current,proto3" json:"current,omitempty"`
+	Total   int64  `protobuf:"varint,5,opt,name=total,proto3" json:"total,omitempty"`
+	// Digest is set on the last message: the pushed manifest's digest.
+	Digest        string `protobuf:"bytes,6,opt,name=digest,proto3" json:"digest,omitempty"`
+	Size          int64  `protobuf:"varint,7,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushProgress) Reset() {
+	*x = PushProgress{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushProgress) ProtoMessage() {}
+
+func (x *PushProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushProgress.ProtoReflect.Descriptor instead.
+func (*PushProgress) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PushProgress) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PushProgress) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *PushProgress) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *PushProgress) GetCurrent() int64 {
+	if x != nil {
+		return x.Current
+	}
+	return 0
+}
+
+func (x *PushProgress) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *PushProgress) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *PushProgress) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+type HistoryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryRequest) Reset() {
+	*x = HistoryRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryRequest) ProtoMessage() {}
+
+func (x *HistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryRequest.ProtoReflect.Descriptor instead.
+func (*HistoryRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *HistoryRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type HistoryResponse struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Entries       []*HistoryResponse_Entry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryResponse) Reset() {
+	*x = HistoryResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryResponse) ProtoMessage() {}
+
+func (x *HistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryResponse.ProtoReflect.Descriptor instead.
+func (*HistoryResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *HistoryResponse) GetEntries() []*HistoryResponse_Entry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type PruneImagesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	All           bool                   `protobuf:"varint,1,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneImagesRequest) Reset() {
+	*x = PruneImagesRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneImagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneImagesRequest) ProtoMessage() {}
+
+func (x *PruneImagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneImagesRequest.ProtoReflect.Descriptor instead.
+func (*PruneImagesRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PruneImagesRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+type PruneImagesResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Untagged       []string               `protobuf:"bytes,1,rep,name=untagged,proto3" json:"untagged,omitempty"`
+	Deleted        []string               `protobuf:"bytes,2,rep,name=deleted,proto3" json:"deleted,omitempty"`
+	SpaceReclaimed int64                  `protobuf:"varint,3,opt,name=space_reclaimed,json=spaceReclaimed,proto3" json:"space_reclaimed,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PruneImagesResponse) Reset() {
+	*x = PruneImagesResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneImagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneImagesResponse) ProtoMessage() {}
+
+func (x *PruneImagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneImagesResponse.ProtoReflect.Descriptor instead.
+func (*PruneImagesResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PruneImagesResponse) GetUntagged() []string {
+	if x != nil {
+		return x.Untagged
+	}
+	return nil
+}
+
+func (x *PruneImagesResponse) GetDeleted() []string {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
+func (x *PruneImagesResponse) GetSpaceReclaimed() int64 {
+	if x != nil {
+		return x.SpaceReclaimed
+	}
+	return 0
+}
+
+type ImportRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first message carries the options, the rest the tarball.
+	Ref           string   `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`         // name for the new image ("" = none)
+	Changes       []string `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"` // --change "CMD […]", "ENV k=v", …
+	Message       string   `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Data          []byte   `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportRequest) Reset() {
+	*x = ImportRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportRequest) ProtoMessage() {}
+
+func (x *ImportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportRequest.ProtoReflect.Descriptor instead.
+func (*ImportRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ImportRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ImportRequest) GetChanges() []string {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *ImportRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *ImportRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type Image struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Name is the normalised reference, e.g. docker.io/library/busybox:latest.
@@ -111,7 +519,7 @@ type Image struct {
 
 func (x *Image) Reset() {
 	*x = Image{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[0]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -123,7 +531,7 @@ func (x *Image) String() string {
 func (*Image) ProtoMessage() {}
 
 func (x *Image) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[0]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -136,7 +544,7 @@ func (x *Image) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Image.ProtoReflect.Descriptor instead.
 func (*Image) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{0}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Image) GetName() string {
@@ -263,7 +671,7 @@ type RegistryAuth struct {
 
 func (x *RegistryAuth) Reset() {
 	*x = RegistryAuth{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[1]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -275,7 +683,7 @@ func (x *RegistryAuth) String() string {
 func (*RegistryAuth) ProtoMessage() {}
 
 func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[1]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -288,7 +696,7 @@ func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegistryAuth.ProtoReflect.Descriptor instead.
 func (*RegistryAuth) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{1}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RegistryAuth) GetUsername() string {
@@ -326,7 +734,7 @@ type PullRequest struct {
 
 func (x *PullRequest) Reset() {
 	*x = PullRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[2]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -338,7 +746,7 @@ func (x *PullRequest) String() string {
 func (*PullRequest) ProtoMessage() {}
 
 func (x *PullRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[2]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -351,7 +759,7 @@ func (x *PullRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullRequest.ProtoReflect.Descriptor instead.
 func (*PullRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{2}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PullRequest) GetRef() string {
@@ -394,7 +802,7 @@ type PullProgress struct {
 
 func (x *PullProgress) Reset() {
 	*x = PullProgress{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[3]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +814,7 @@ func (x *PullProgress) String() string {
 func (*PullProgress) ProtoMessage() {}
 
 func (x *PullProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[3]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +827,7 @@ func (x *PullProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullProgress.ProtoReflect.Descriptor instead.
 func (*PullProgress) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{3}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PullProgress) GetId() string {
@@ -472,7 +880,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[4]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +892,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[4]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +905,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{4}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{11}
 }
 
 type ListImagesResponse struct {
@@ -509,7 +917,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[5]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +929,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[5]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +942,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{5}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListImagesResponse) GetImages() []*Image {
@@ -553,7 +961,7 @@ type GetImageRequest struct {
 
 func (x *GetImageRequest) Reset() {
 	*x = GetImageRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[6]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +973,7 @@ func (x *GetImageRequest) String() string {
 func (*GetImageRequest) ProtoMessage() {}
 
 func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[6]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +986,7 @@ func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageRequest.ProtoReflect.Descriptor instead.
 func (*GetImageRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{6}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetImageRequest) GetName() string {
@@ -600,7 +1008,7 @@ type RemoveImageRequest struct {
 
 func (x *RemoveImageRequest) Reset() {
 	*x = RemoveImageRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[7]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +1020,7 @@ func (x *RemoveImageRequest) String() string {
 func (*RemoveImageRequest) ProtoMessage() {}
 
 func (x *RemoveImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[7]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +1033,7 @@ func (x *RemoveImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveImageRequest.ProtoReflect.Descriptor instead.
 func (*RemoveImageRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{7}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RemoveImageRequest) GetName() string {
@@ -652,7 +1060,7 @@ type RemoveImageResponse struct {
 
 func (x *RemoveImageResponse) Reset() {
 	*x = RemoveImageResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[8]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -664,7 +1072,7 @@ func (x *RemoveImageResponse) String() string {
 func (*RemoveImageResponse) ProtoMessage() {}
 
 func (x *RemoveImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[8]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -677,7 +1085,7 @@ func (x *RemoveImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveImageResponse.ProtoReflect.Descriptor instead.
 func (*RemoveImageResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{8}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RemoveImageResponse) GetUntagged() []string {
@@ -704,7 +1112,7 @@ type TagImageRequest struct {
 
 func (x *TagImageRequest) Reset() {
 	*x = TagImageRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[9]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +1124,7 @@ func (x *TagImageRequest) String() string {
 func (*TagImageRequest) ProtoMessage() {}
 
 func (x *TagImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[9]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +1137,7 @@ func (x *TagImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagImageRequest.ProtoReflect.Descriptor instead.
 func (*TagImageRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{9}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TagImageRequest) GetSource() string {
@@ -755,7 +1163,7 @@ type LoadRequest struct {
 
 func (x *LoadRequest) Reset() {
 	*x = LoadRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[10]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +1175,7 @@ func (x *LoadRequest) String() string {
 func (*LoadRequest) ProtoMessage() {}
 
 func (x *LoadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[10]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +1188,7 @@ func (x *LoadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadRequest.ProtoReflect.Descriptor instead.
 func (*LoadRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{10}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LoadRequest) GetData() []byte {
@@ -799,7 +1207,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[11]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +1219,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[11]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +1232,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{11}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LoadResponse) GetImages() []*Image {
@@ -843,7 +1251,7 @@ type SaveRequest struct {
 
 func (x *SaveRequest) Reset() {
 	*x = SaveRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[12]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +1263,7 @@ func (x *SaveRequest) String() string {
 func (*SaveRequest) ProtoMessage() {}
 
 func (x *SaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[12]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +1276,7 @@ func (x *SaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveRequest.ProtoReflect.Descriptor instead.
 func (*SaveRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{12}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SaveRequest) GetNames() []string {
@@ -890,7 +1298,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[13]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -902,7 +1310,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[13]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -915,7 +1323,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{13}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LoginRequest) GetServer() string {
@@ -941,7 +1349,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[14]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1361,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[14]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1374,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{14}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LoginResponse) GetStatus() string {
@@ -985,7 +1393,7 @@ type SaveChunk struct {
 
 func (x *SaveChunk) Reset() {
 	*x = SaveChunk{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[15]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1405,7 @@ func (x *SaveChunk) String() string {
 func (*SaveChunk) ProtoMessage() {}
 
 func (x *SaveChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[15]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1418,7 @@ func (x *SaveChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveChunk.ProtoReflect.Descriptor instead.
 func (*SaveChunk) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{15}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SaveChunk) GetData() []byte {
@@ -1018,6 +1426,134 @@ func (x *SaveChunk) GetData() []byte {
 		return x.Data
 	}
 	return nil
+}
+
+type ExportContainerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportContainerRequest) Reset() {
+	*x = ExportContainerRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportContainerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportContainerRequest) ProtoMessage() {}
+
+func (x *ExportContainerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportContainerRequest.ProtoReflect.Descriptor instead.
+func (*ExportContainerRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ExportContainerRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type CommitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Ref           string                 `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
+	Changes       []string               `protobuf:"bytes,3,rep,name=changes,proto3" json:"changes,omitempty"`
+	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	Author        string                 `protobuf:"bytes,5,opt,name=author,proto3" json:"author,omitempty"`
+	Pause         bool                   `protobuf:"varint,6,opt,name=pause,proto3" json:"pause,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitRequest) Reset() {
+	*x = CommitRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitRequest) ProtoMessage() {}
+
+func (x *CommitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
+func (*CommitRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CommitRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CommitRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *CommitRequest) GetChanges() []string {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *CommitRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CommitRequest) GetAuthor() string {
+	if x != nil {
+		return x.Author
+	}
+	return ""
+}
+
+func (x *CommitRequest) GetPause() bool {
+	if x != nil {
+		return x.Pause
+	}
+	return false
 }
 
 type PauseContainerRequest struct {
@@ -1029,7 +1565,7 @@ type PauseContainerRequest struct {
 
 func (x *PauseContainerRequest) Reset() {
 	*x = PauseContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1577,7 @@ func (x *PauseContainerRequest) String() string {
 func (*PauseContainerRequest) ProtoMessage() {}
 
 func (x *PauseContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[16]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1590,7 @@ func (x *PauseContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseContainerRequest.ProtoReflect.Descriptor instead.
 func (*PauseContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{16}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PauseContainerRequest) GetId() string {
@@ -1074,7 +1610,7 @@ type RenameContainerRequest struct {
 
 func (x *RenameContainerRequest) Reset() {
 	*x = RenameContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1622,7 @@ func (x *RenameContainerRequest) String() string {
 func (*RenameContainerRequest) ProtoMessage() {}
 
 func (x *RenameContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[17]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1635,7 @@ func (x *RenameContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameContainerRequest.ProtoReflect.Descriptor instead.
 func (*RenameContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{17}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RenameContainerRequest) GetId() string {
@@ -1127,7 +1663,7 @@ type UpdateContainerRequest struct {
 
 func (x *UpdateContainerRequest) Reset() {
 	*x = UpdateContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1139,7 +1675,7 @@ func (x *UpdateContainerRequest) String() string {
 func (*UpdateContainerRequest) ProtoMessage() {}
 
 func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[18]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1152,7 +1688,7 @@ func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateContainerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{18}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UpdateContainerRequest) GetId() string {
@@ -1186,7 +1722,7 @@ type TopRequest struct {
 
 func (x *TopRequest) Reset() {
 	*x = TopRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1734,7 @@ func (x *TopRequest) String() string {
 func (*TopRequest) ProtoMessage() {}
 
 func (x *TopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[19]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1747,7 @@ func (x *TopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopRequest.ProtoReflect.Descriptor instead.
 func (*TopRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{19}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TopRequest) GetId() string {
@@ -1238,7 +1774,7 @@ type TopResponse struct {
 
 func (x *TopResponse) Reset() {
 	*x = TopResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1786,7 @@ func (x *TopResponse) String() string {
 func (*TopResponse) ProtoMessage() {}
 
 func (x *TopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[20]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1799,7 @@ func (x *TopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopResponse.ProtoReflect.Descriptor instead.
 func (*TopResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{20}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TopResponse) GetTitles() []string {
@@ -1290,7 +1826,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1302,7 +1838,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[21]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1315,7 +1851,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{21}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StatsRequest) GetId() string {
@@ -1353,7 +1889,7 @@ type ContainerStats struct {
 
 func (x *ContainerStats) Reset() {
 	*x = ContainerStats{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1901,7 @@ func (x *ContainerStats) String() string {
 func (*ContainerStats) ProtoMessage() {}
 
 func (x *ContainerStats) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[22]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1914,7 @@ func (x *ContainerStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerStats.ProtoReflect.Descriptor instead.
 func (*ContainerStats) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{22}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ContainerStats) GetId() string {
@@ -1491,7 +2027,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +2039,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[23]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +2052,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{23}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ExecStart) GetId() string {
@@ -1611,7 +2147,7 @@ type ExecInput struct {
 
 func (x *ExecInput) Reset() {
 	*x = ExecInput{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +2159,7 @@ func (x *ExecInput) String() string {
 func (*ExecInput) ProtoMessage() {}
 
 func (x *ExecInput) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[24]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +2172,7 @@ func (x *ExecInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecInput.ProtoReflect.Descriptor instead.
 func (*ExecInput) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{24}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExecInput) GetMsg() isExecInput_Msg {
@@ -1723,7 +2259,7 @@ type CopyToRequest struct {
 
 func (x *CopyToRequest) Reset() {
 	*x = CopyToRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +2271,7 @@ func (x *CopyToRequest) String() string {
 func (*CopyToRequest) ProtoMessage() {}
 
 func (x *CopyToRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[25]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +2284,7 @@ func (x *CopyToRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyToRequest.ProtoReflect.Descriptor instead.
 func (*CopyToRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{25}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CopyToRequest) GetId() string {
@@ -1780,7 +2316,7 @@ type CopyToResponse struct {
 
 func (x *CopyToResponse) Reset() {
 	*x = CopyToResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +2328,7 @@ func (x *CopyToResponse) String() string {
 func (*CopyToResponse) ProtoMessage() {}
 
 func (x *CopyToResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[26]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +2341,7 @@ func (x *CopyToResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyToResponse.ProtoReflect.Descriptor instead.
 func (*CopyToResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{26}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{35}
 }
 
 type CopyFromRequest struct {
@@ -1818,7 +2354,7 @@ type CopyFromRequest struct {
 
 func (x *CopyFromRequest) Reset() {
 	*x = CopyFromRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1830,7 +2366,7 @@ func (x *CopyFromRequest) String() string {
 func (*CopyFromRequest) ProtoMessage() {}
 
 func (x *CopyFromRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[27]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1843,7 +2379,7 @@ func (x *CopyFromRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyFromRequest.ProtoReflect.Descriptor instead.
 func (*CopyFromRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{27}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CopyFromRequest) GetId() string {
@@ -1869,7 +2405,7 @@ type CopyChunk struct {
 
 func (x *CopyChunk) Reset() {
 	*x = CopyChunk{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +2417,7 @@ func (x *CopyChunk) String() string {
 func (*CopyChunk) ProtoMessage() {}
 
 func (x *CopyChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[28]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +2430,7 @@ func (x *CopyChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyChunk.ProtoReflect.Descriptor instead.
 func (*CopyChunk) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{28}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CopyChunk) GetData() []byte {
@@ -1922,7 +2458,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1934,7 +2470,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[29]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1947,7 +2483,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Network) GetId() string {
@@ -2034,7 +2570,7 @@ type CreateNetworkRequest struct {
 
 func (x *CreateNetworkRequest) Reset() {
 	*x = CreateNetworkRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2582,7 @@ func (x *CreateNetworkRequest) String() string {
 func (*CreateNetworkRequest) ProtoMessage() {}
 
 func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[30]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2595,7 @@ func (x *CreateNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNetworkRequest.ProtoReflect.Descriptor instead.
 func (*CreateNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{30}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateNetworkRequest) GetName() string {
@@ -2112,7 +2648,7 @@ type ListNetworksRequest struct {
 
 func (x *ListNetworksRequest) Reset() {
 	*x = ListNetworksRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2124,7 +2660,7 @@ func (x *ListNetworksRequest) String() string {
 func (*ListNetworksRequest) ProtoMessage() {}
 
 func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[31]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2137,7 +2673,7 @@ func (x *ListNetworksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworksRequest.ProtoReflect.Descriptor instead.
 func (*ListNetworksRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{31}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{40}
 }
 
 type ListNetworksResponse struct {
@@ -2149,7 +2685,7 @@ type ListNetworksResponse struct {
 
 func (x *ListNetworksResponse) Reset() {
 	*x = ListNetworksResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2161,7 +2697,7 @@ func (x *ListNetworksResponse) String() string {
 func (*ListNetworksResponse) ProtoMessage() {}
 
 func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[32]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2174,7 +2710,7 @@ func (x *ListNetworksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNetworksResponse.ProtoReflect.Descriptor instead.
 func (*ListNetworksResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{32}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListNetworksResponse) GetNetworks() []*Network {
@@ -2193,7 +2729,7 @@ type InspectNetworkRequest struct {
 
 func (x *InspectNetworkRequest) Reset() {
 	*x = InspectNetworkRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2741,7 @@ func (x *InspectNetworkRequest) String() string {
 func (*InspectNetworkRequest) ProtoMessage() {}
 
 func (x *InspectNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[33]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2754,7 @@ func (x *InspectNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectNetworkRequest.ProtoReflect.Descriptor instead.
 func (*InspectNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{33}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *InspectNetworkRequest) GetName() string {
@@ -2237,7 +2773,7 @@ type RemoveNetworkRequest struct {
 
 func (x *RemoveNetworkRequest) Reset() {
 	*x = RemoveNetworkRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2249,7 +2785,7 @@ func (x *RemoveNetworkRequest) String() string {
 func (*RemoveNetworkRequest) ProtoMessage() {}
 
 func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[34]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2262,7 +2798,7 @@ func (x *RemoveNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNetworkRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RemoveNetworkRequest) GetName() string {
@@ -2280,7 +2816,7 @@ type RemoveNetworkResponse struct {
 
 func (x *RemoveNetworkResponse) Reset() {
 	*x = RemoveNetworkResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2828,7 @@ func (x *RemoveNetworkResponse) String() string {
 func (*RemoveNetworkResponse) ProtoMessage() {}
 
 func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[35]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2841,7 @@ func (x *RemoveNetworkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNetworkResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNetworkResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{35}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{44}
 }
 
 type ConnectNetworkRequest struct {
@@ -2319,7 +2855,7 @@ type ConnectNetworkRequest struct {
 
 func (x *ConnectNetworkRequest) Reset() {
 	*x = ConnectNetworkRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2867,7 @@ func (x *ConnectNetworkRequest) String() string {
 func (*ConnectNetworkRequest) ProtoMessage() {}
 
 func (x *ConnectNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[36]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2880,7 @@ func (x *ConnectNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectNetworkRequest.ProtoReflect.Descriptor instead.
 func (*ConnectNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{36}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ConnectNetworkRequest) GetNetwork() string {
@@ -2376,7 +2912,7 @@ type ConnectNetworkResponse struct {
 
 func (x *ConnectNetworkResponse) Reset() {
 	*x = ConnectNetworkResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2388,7 +2924,7 @@ func (x *ConnectNetworkResponse) String() string {
 func (*ConnectNetworkResponse) ProtoMessage() {}
 
 func (x *ConnectNetworkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[37]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2401,7 +2937,7 @@ func (x *ConnectNetworkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectNetworkResponse.ProtoReflect.Descriptor instead.
 func (*ConnectNetworkResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{46}
 }
 
 type DisconnectNetworkRequest struct {
@@ -2415,7 +2951,7 @@ type DisconnectNetworkRequest struct {
 
 func (x *DisconnectNetworkRequest) Reset() {
 	*x = DisconnectNetworkRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2427,7 +2963,7 @@ func (x *DisconnectNetworkRequest) String() string {
 func (*DisconnectNetworkRequest) ProtoMessage() {}
 
 func (x *DisconnectNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[38]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2440,7 +2976,7 @@ func (x *DisconnectNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectNetworkRequest.ProtoReflect.Descriptor instead.
 func (*DisconnectNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{38}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DisconnectNetworkRequest) GetNetwork() string {
@@ -2472,7 +3008,7 @@ type DisconnectNetworkResponse struct {
 
 func (x *DisconnectNetworkResponse) Reset() {
 	*x = DisconnectNetworkResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2484,7 +3020,7 @@ func (x *DisconnectNetworkResponse) String() string {
 func (*DisconnectNetworkResponse) ProtoMessage() {}
 
 func (x *DisconnectNetworkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[39]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2497,7 +3033,7 @@ func (x *DisconnectNetworkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectNetworkResponse.ProtoReflect.Descriptor instead.
 func (*DisconnectNetworkResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{39}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{48}
 }
 
 type Volume struct {
@@ -2515,7 +3051,7 @@ type Volume struct {
 
 func (x *Volume) Reset() {
 	*x = Volume{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2527,7 +3063,7 @@ func (x *Volume) String() string {
 func (*Volume) ProtoMessage() {}
 
 func (x *Volume) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[40]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2540,7 +3076,7 @@ func (x *Volume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Volume.ProtoReflect.Descriptor instead.
 func (*Volume) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{40}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Volume) GetName() string {
@@ -2603,7 +3139,7 @@ type CreateVolumeRequest struct {
 
 func (x *CreateVolumeRequest) Reset() {
 	*x = CreateVolumeRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2615,7 +3151,7 @@ func (x *CreateVolumeRequest) String() string {
 func (*CreateVolumeRequest) ProtoMessage() {}
 
 func (x *CreateVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[41]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2628,7 +3164,7 @@ func (x *CreateVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVolumeRequest.ProtoReflect.Descriptor instead.
 func (*CreateVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{41}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *CreateVolumeRequest) GetName() string {
@@ -2660,7 +3196,7 @@ type ListVolumesRequest struct {
 
 func (x *ListVolumesRequest) Reset() {
 	*x = ListVolumesRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2672,7 +3208,7 @@ func (x *ListVolumesRequest) String() string {
 func (*ListVolumesRequest) ProtoMessage() {}
 
 func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[42]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2685,7 +3221,7 @@ func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesRequest.ProtoReflect.Descriptor instead.
 func (*ListVolumesRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{42}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{51}
 }
 
 type ListVolumesResponse struct {
@@ -2697,7 +3233,7 @@ type ListVolumesResponse struct {
 
 func (x *ListVolumesResponse) Reset() {
 	*x = ListVolumesResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2709,7 +3245,7 @@ func (x *ListVolumesResponse) String() string {
 func (*ListVolumesResponse) ProtoMessage() {}
 
 func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[43]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2722,7 +3258,7 @@ func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesResponse.ProtoReflect.Descriptor instead.
 func (*ListVolumesResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{43}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListVolumesResponse) GetVolumes() []*Volume {
@@ -2741,7 +3277,7 @@ type InspectVolumeRequest struct {
 
 func (x *InspectVolumeRequest) Reset() {
 	*x = InspectVolumeRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2753,7 +3289,7 @@ func (x *InspectVolumeRequest) String() string {
 func (*InspectVolumeRequest) ProtoMessage() {}
 
 func (x *InspectVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[44]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2766,7 +3302,7 @@ func (x *InspectVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectVolumeRequest.ProtoReflect.Descriptor instead.
 func (*InspectVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{44}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *InspectVolumeRequest) GetName() string {
@@ -2786,7 +3322,7 @@ type RemoveVolumeRequest struct {
 
 func (x *RemoveVolumeRequest) Reset() {
 	*x = RemoveVolumeRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2798,7 +3334,7 @@ func (x *RemoveVolumeRequest) String() string {
 func (*RemoveVolumeRequest) ProtoMessage() {}
 
 func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[45]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2811,7 +3347,7 @@ func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{45}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *RemoveVolumeRequest) GetName() string {
@@ -2836,7 +3372,7 @@ type RemoveVolumeResponse struct {
 
 func (x *RemoveVolumeResponse) Reset() {
 	*x = RemoveVolumeResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2848,7 +3384,7 @@ func (x *RemoveVolumeResponse) String() string {
 func (*RemoveVolumeResponse) ProtoMessage() {}
 
 func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[46]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2861,7 +3397,7 @@ func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{46}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{55}
 }
 
 type PruneVolumesRequest struct {
@@ -2873,7 +3409,7 @@ type PruneVolumesRequest struct {
 
 func (x *PruneVolumesRequest) Reset() {
 	*x = PruneVolumesRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2885,7 +3421,7 @@ func (x *PruneVolumesRequest) String() string {
 func (*PruneVolumesRequest) ProtoMessage() {}
 
 func (x *PruneVolumesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[47]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2898,7 +3434,7 @@ func (x *PruneVolumesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVolumesRequest.ProtoReflect.Descriptor instead.
 func (*PruneVolumesRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{47}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *PruneVolumesRequest) GetAll() bool {
@@ -2918,7 +3454,7 @@ type PruneVolumesResponse struct {
 
 func (x *PruneVolumesResponse) Reset() {
 	*x = PruneVolumesResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2930,7 +3466,7 @@ func (x *PruneVolumesResponse) String() string {
 func (*PruneVolumesResponse) ProtoMessage() {}
 
 func (x *PruneVolumesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[48]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2943,7 +3479,7 @@ func (x *PruneVolumesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVolumesResponse.ProtoReflect.Descriptor instead.
 func (*PruneVolumesResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{48}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *PruneVolumesResponse) GetDeleted() []string {
@@ -2970,7 +3506,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2982,7 +3518,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2995,7 +3531,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{49}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RestartPolicy) GetName() string {
@@ -3072,7 +3608,7 @@ type ContainerConfig struct {
 
 func (x *ContainerConfig) Reset() {
 	*x = ContainerConfig{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3084,7 +3620,7 @@ func (x *ContainerConfig) String() string {
 func (*ContainerConfig) ProtoMessage() {}
 
 func (x *ContainerConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3097,7 +3633,7 @@ func (x *ContainerConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerConfig.ProtoReflect.Descriptor instead.
 func (*ContainerConfig) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{50}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ContainerConfig) GetName() string {
@@ -3356,7 +3892,7 @@ type EndpointConfig struct {
 
 func (x *EndpointConfig) Reset() {
 	*x = EndpointConfig{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3368,7 +3904,7 @@ func (x *EndpointConfig) String() string {
 func (*EndpointConfig) ProtoMessage() {}
 
 func (x *EndpointConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3381,7 +3917,7 @@ func (x *EndpointConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointConfig.ProtoReflect.Descriptor instead.
 func (*EndpointConfig) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{51}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *EndpointConfig) GetNetwork() string {
@@ -3417,7 +3953,7 @@ type PortBinding struct {
 
 func (x *PortBinding) Reset() {
 	*x = PortBinding{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3429,7 +3965,7 @@ func (x *PortBinding) String() string {
 func (*PortBinding) ProtoMessage() {}
 
 func (x *PortBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3442,7 +3978,7 @@ func (x *PortBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortBinding.ProtoReflect.Descriptor instead.
 func (*PortBinding) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{52}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *PortBinding) GetHostIp() string {
@@ -3490,7 +4026,7 @@ type Mount struct {
 
 func (x *Mount) Reset() {
 	*x = Mount{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3502,7 +4038,7 @@ func (x *Mount) String() string {
 func (*Mount) ProtoMessage() {}
 
 func (x *Mount) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3515,7 +4051,7 @@ func (x *Mount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mount.ProtoReflect.Descriptor instead.
 func (*Mount) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{53}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *Mount) GetType() string {
@@ -3564,7 +4100,7 @@ type Ulimit struct {
 
 func (x *Ulimit) Reset() {
 	*x = Ulimit{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3576,7 +4112,7 @@ func (x *Ulimit) String() string {
 func (*Ulimit) ProtoMessage() {}
 
 func (x *Ulimit) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3589,7 +4125,7 @@ func (x *Ulimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ulimit.ProtoReflect.Descriptor instead.
 func (*Ulimit) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{54}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *Ulimit) GetName() string {
@@ -3630,7 +4166,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3642,7 +4178,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3655,7 +4191,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{55}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *Resources) GetMemory() int64 {
@@ -3733,7 +4269,7 @@ type NetworkSettings struct {
 
 func (x *NetworkSettings) Reset() {
 	*x = NetworkSettings{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3745,7 +4281,7 @@ func (x *NetworkSettings) String() string {
 func (*NetworkSettings) ProtoMessage() {}
 
 func (x *NetworkSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3758,7 +4294,7 @@ func (x *NetworkSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSettings.ProtoReflect.Descriptor instead.
 func (*NetworkSettings) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *NetworkSettings) GetEndpoints() []*NetworkSettings_Endpoint {
@@ -3822,7 +4358,7 @@ type Container struct {
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3834,7 +4370,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3847,7 +4383,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{57}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *Container) GetId() string {
@@ -4020,7 +4556,7 @@ type CreateContainerRequest struct {
 
 func (x *CreateContainerRequest) Reset() {
 	*x = CreateContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4032,7 +4568,7 @@ func (x *CreateContainerRequest) String() string {
 func (*CreateContainerRequest) ProtoMessage() {}
 
 func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4045,7 +4581,7 @@ func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerRequest.ProtoReflect.Descriptor instead.
 func (*CreateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{58}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CreateContainerRequest) GetConfig() *ContainerConfig {
@@ -4065,7 +4601,7 @@ type CreateContainerResponse struct {
 
 func (x *CreateContainerResponse) Reset() {
 	*x = CreateContainerResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4077,7 +4613,7 @@ func (x *CreateContainerResponse) String() string {
 func (*CreateContainerResponse) ProtoMessage() {}
 
 func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4090,7 +4626,7 @@ func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerResponse.ProtoReflect.Descriptor instead.
 func (*CreateContainerResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{59}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *CreateContainerResponse) GetContainer() *Container {
@@ -4118,7 +4654,7 @@ type StartContainerRequest struct {
 
 func (x *StartContainerRequest) Reset() {
 	*x = StartContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4130,7 +4666,7 @@ func (x *StartContainerRequest) String() string {
 func (*StartContainerRequest) ProtoMessage() {}
 
 func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4143,7 +4679,7 @@ func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerRequest.ProtoReflect.Descriptor instead.
 func (*StartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{60}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *StartContainerRequest) GetId() string {
@@ -4166,7 +4702,7 @@ type StopContainerRequest struct {
 
 func (x *StopContainerRequest) Reset() {
 	*x = StopContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4178,7 +4714,7 @@ func (x *StopContainerRequest) String() string {
 func (*StopContainerRequest) ProtoMessage() {}
 
 func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4191,7 +4727,7 @@ func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerRequest.ProtoReflect.Descriptor instead.
 func (*StopContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{61}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *StopContainerRequest) GetId() string {
@@ -4225,7 +4761,7 @@ type KillContainerRequest struct {
 
 func (x *KillContainerRequest) Reset() {
 	*x = KillContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4237,7 +4773,7 @@ func (x *KillContainerRequest) String() string {
 func (*KillContainerRequest) ProtoMessage() {}
 
 func (x *KillContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4250,7 +4786,7 @@ func (x *KillContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillContainerRequest.ProtoReflect.Descriptor instead.
 func (*KillContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{62}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *KillContainerRequest) GetId() string {
@@ -4277,7 +4813,7 @@ type RestartContainerRequest struct {
 
 func (x *RestartContainerRequest) Reset() {
 	*x = RestartContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4289,7 +4825,7 @@ func (x *RestartContainerRequest) String() string {
 func (*RestartContainerRequest) ProtoMessage() {}
 
 func (x *RestartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4302,7 +4838,7 @@ func (x *RestartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartContainerRequest.ProtoReflect.Descriptor instead.
 func (*RestartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{63}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *RestartContainerRequest) GetId() string {
@@ -4322,14 +4858,15 @@ func (x *RestartContainerRequest) GetTimeout() int32 {
 type RemoveContainerRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Force         bool                   `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"` // kill a running container first
+	Force         bool                   `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`                                      // kill a running container first
+	RemoveVolumes bool                   `protobuf:"varint,3,opt,name=remove_volumes,json=removeVolumes,proto3" json:"remove_volumes,omitempty"` // rm -v: also remove its anonymous volumes
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RemoveContainerRequest) Reset() {
 	*x = RemoveContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4341,7 +4878,7 @@ func (x *RemoveContainerRequest) String() string {
 func (*RemoveContainerRequest) ProtoMessage() {}
 
 func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4354,7 +4891,7 @@ func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{64}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RemoveContainerRequest) GetId() string {
@@ -4371,6 +4908,13 @@ func (x *RemoveContainerRequest) GetForce() bool {
 	return false
 }
 
+func (x *RemoveContainerRequest) GetRemoveVolumes() bool {
+	if x != nil {
+		return x.RemoveVolumes
+	}
+	return false
+}
+
 type RemoveContainerResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -4380,7 +4924,7 @@ type RemoveContainerResponse struct {
 
 func (x *RemoveContainerResponse) Reset() {
 	*x = RemoveContainerResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4392,7 +4936,7 @@ func (x *RemoveContainerResponse) String() string {
 func (*RemoveContainerResponse) ProtoMessage() {}
 
 func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4405,7 +4949,7 @@ func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContainerResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *RemoveContainerResponse) GetId() string {
@@ -4424,7 +4968,7 @@ type ListContainersRequest struct {
 
 func (x *ListContainersRequest) Reset() {
 	*x = ListContainersRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4436,7 +4980,7 @@ func (x *ListContainersRequest) String() string {
 func (*ListContainersRequest) ProtoMessage() {}
 
 func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4449,7 +4993,7 @@ func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersRequest.ProtoReflect.Descriptor instead.
 func (*ListContainersRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{66}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ListContainersRequest) GetAll() bool {
@@ -4468,7 +5012,7 @@ type ListContainersResponse struct {
 
 func (x *ListContainersResponse) Reset() {
 	*x = ListContainersResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4480,7 +5024,7 @@ func (x *ListContainersResponse) String() string {
 func (*ListContainersResponse) ProtoMessage() {}
 
 func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4493,7 +5037,7 @@ func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersResponse.ProtoReflect.Descriptor instead.
 func (*ListContainersResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{67}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ListContainersResponse) GetContainers() []*Container {
@@ -4512,7 +5056,7 @@ type InspectContainerRequest struct {
 
 func (x *InspectContainerRequest) Reset() {
 	*x = InspectContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4524,7 +5068,7 @@ func (x *InspectContainerRequest) String() string {
 func (*InspectContainerRequest) ProtoMessage() {}
 
 func (x *InspectContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4537,7 +5081,7 @@ func (x *InspectContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectContainerRequest.ProtoReflect.Descriptor instead.
 func (*InspectContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{68}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *InspectContainerRequest) GetId() string {
@@ -4558,7 +5102,7 @@ type WaitContainerRequest struct {
 
 func (x *WaitContainerRequest) Reset() {
 	*x = WaitContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4570,7 +5114,7 @@ func (x *WaitContainerRequest) String() string {
 func (*WaitContainerRequest) ProtoMessage() {}
 
 func (x *WaitContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4583,7 +5127,7 @@ func (x *WaitContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitContainerRequest.ProtoReflect.Descriptor instead.
 func (*WaitContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{69}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *WaitContainerRequest) GetId() string {
@@ -4610,7 +5154,7 @@ type WaitContainerResponse struct {
 
 func (x *WaitContainerResponse) Reset() {
 	*x = WaitContainerResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4622,7 +5166,7 @@ func (x *WaitContainerResponse) String() string {
 func (*WaitContainerResponse) ProtoMessage() {}
 
 func (x *WaitContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4635,7 +5179,7 @@ func (x *WaitContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitContainerResponse.ProtoReflect.Descriptor instead.
 func (*WaitContainerResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{70}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *WaitContainerResponse) GetExitCode() int32 {
@@ -4666,7 +5210,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4678,7 +5222,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4691,7 +5235,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{71}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *LogsRequest) GetId() string {
@@ -4742,7 +5286,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4754,7 +5298,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4767,7 +5311,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{72}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *LogEntry) GetStream() Stream {
@@ -4805,7 +5349,7 @@ type AttachStart struct {
 
 func (x *AttachStart) Reset() {
 	*x = AttachStart{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4817,7 +5361,7 @@ func (x *AttachStart) String() string {
 func (*AttachStart) ProtoMessage() {}
 
 func (x *AttachStart) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4830,7 +5374,7 @@ func (x *AttachStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachStart.ProtoReflect.Descriptor instead.
 func (*AttachStart) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{73}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *AttachStart) GetId() string {
@@ -4883,7 +5427,7 @@ type AttachInput struct {
 
 func (x *AttachInput) Reset() {
 	*x = AttachInput{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4895,7 +5439,7 @@ func (x *AttachInput) String() string {
 func (*AttachInput) ProtoMessage() {}
 
 func (x *AttachInput) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4908,7 +5452,7 @@ func (x *AttachInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInput.ProtoReflect.Descriptor instead.
 func (*AttachInput) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{74}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *AttachInput) GetMsg() isAttachInput_Msg {
@@ -4992,7 +5536,7 @@ type AttachExit struct {
 
 func (x *AttachExit) Reset() {
 	*x = AttachExit{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5004,7 +5548,7 @@ func (x *AttachExit) String() string {
 func (*AttachExit) ProtoMessage() {}
 
 func (x *AttachExit) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5017,7 +5561,7 @@ func (x *AttachExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachExit.ProtoReflect.Descriptor instead.
 func (*AttachExit) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{75}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *AttachExit) GetExitCode() int32 {
@@ -5046,7 +5590,7 @@ type AttachOutput struct {
 
 func (x *AttachOutput) Reset() {
 	*x = AttachOutput{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5058,7 +5602,7 @@ func (x *AttachOutput) String() string {
 func (*AttachOutput) ProtoMessage() {}
 
 func (x *AttachOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5071,7 +5615,7 @@ func (x *AttachOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachOutput.ProtoReflect.Descriptor instead.
 func (*AttachOutput) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{76}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *AttachOutput) GetStream() Stream {
@@ -5106,7 +5650,7 @@ type ResizeRequest struct {
 
 func (x *ResizeRequest) Reset() {
 	*x = ResizeRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5118,7 +5662,7 @@ func (x *ResizeRequest) String() string {
 func (*ResizeRequest) ProtoMessage() {}
 
 func (x *ResizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5131,7 +5675,7 @@ func (x *ResizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeRequest.ProtoReflect.Descriptor instead.
 func (*ResizeRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{77}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ResizeRequest) GetId() string {
@@ -5163,7 +5707,7 @@ type ResizeResponse struct {
 
 func (x *ResizeResponse) Reset() {
 	*x = ResizeResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5175,7 +5719,7 @@ func (x *ResizeResponse) String() string {
 func (*ResizeResponse) ProtoMessage() {}
 
 func (x *ResizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5188,7 +5732,87 @@ func (x *ResizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeResponse.ProtoReflect.Descriptor instead.
 func (*ResizeResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{78}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{87}
+}
+
+type DiskUsageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiskUsageRequest) Reset() {
+	*x = DiskUsageRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiskUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiskUsageRequest) ProtoMessage() {}
+
+func (x *DiskUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiskUsageRequest.ProtoReflect.Descriptor instead.
+func (*DiskUsageRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{88}
+}
+
+type DiskUsageResponse struct {
+	state         protoimpl.MessageState    `protogen:"open.v1"`
+	Kinds         []*DiskUsageResponse_Kind `protobuf:"bytes,1,rep,name=kinds,proto3" json:"kinds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiskUsageResponse) Reset() {
+	*x = DiskUsageResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiskUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiskUsageResponse) ProtoMessage() {}
+
+func (x *DiskUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiskUsageResponse.ProtoReflect.Descriptor instead.
+func (*DiskUsageResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *DiskUsageResponse) GetKinds() []*DiskUsageResponse_Kind {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
 }
 
 type VersionRequest struct {
@@ -5199,7 +5823,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5211,7 +5835,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5224,7 +5848,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{79}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{90}
 }
 
 type VersionResponse struct {
@@ -5241,7 +5865,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5253,7 +5877,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5266,7 +5890,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{80}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -5319,7 +5943,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5331,7 +5955,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5344,7 +5968,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{81}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{92}
 }
 
 type InfoResponse struct {
@@ -5375,7 +5999,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5387,7 +6011,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5400,7 +6024,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{82}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *InfoResponse) GetContainers() int32 {
@@ -5543,6 +6167,90 @@ func (x *InfoResponse) GetServerPid() string {
 	return ""
 }
 
+type HistoryResponse_Entry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // layer digest or "<missing>"
+	Created       int64                  `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	CreatedBy     string                 `protobuf:"bytes,3,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Comment       string                 `protobuf:"bytes,5,opt,name=comment,proto3" json:"comment,omitempty"`
+	EmptyLayer    bool                   `protobuf:"varint,6,opt,name=empty_layer,json=emptyLayer,proto3" json:"empty_layer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HistoryResponse_Entry) Reset() {
+	*x = HistoryResponse_Entry{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HistoryResponse_Entry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HistoryResponse_Entry) ProtoMessage() {}
+
+func (x *HistoryResponse_Entry) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HistoryResponse_Entry.ProtoReflect.Descriptor instead.
+func (*HistoryResponse_Entry) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{3, 0}
+}
+
+func (x *HistoryResponse_Entry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *HistoryResponse_Entry) GetCreated() int64 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+func (x *HistoryResponse_Entry) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *HistoryResponse_Entry) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *HistoryResponse_Entry) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+func (x *HistoryResponse_Entry) GetEmptyLayer() bool {
+	if x != nil {
+		return x.EmptyLayer
+	}
+	return false
+}
+
 type TopResponse_Row struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Fields        []string               `protobuf:"bytes,1,rep,name=fields,proto3" json:"fields,omitempty"`
@@ -5552,7 +6260,7 @@ type TopResponse_Row struct {
 
 func (x *TopResponse_Row) Reset() {
 	*x = TopResponse_Row{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5564,7 +6272,7 @@ func (x *TopResponse_Row) String() string {
 func (*TopResponse_Row) ProtoMessage() {}
 
 func (x *TopResponse_Row) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5577,7 +6285,7 @@ func (x *TopResponse_Row) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopResponse_Row.ProtoReflect.Descriptor instead.
 func (*TopResponse_Row) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{20, 0}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{29, 0}
 }
 
 func (x *TopResponse_Row) GetFields() []string {
@@ -5601,7 +6309,7 @@ type NetworkSettings_Endpoint struct {
 
 func (x *NetworkSettings_Endpoint) Reset() {
 	*x = NetworkSettings_Endpoint{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5613,7 +6321,7 @@ func (x *NetworkSettings_Endpoint) String() string {
 func (*NetworkSettings_Endpoint) ProtoMessage() {}
 
 func (x *NetworkSettings_Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5626,7 +6334,7 @@ func (x *NetworkSettings_Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSettings_Endpoint.ProtoReflect.Descriptor instead.
 func (*NetworkSettings_Endpoint) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56, 0}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65, 0}
 }
 
 func (x *NetworkSettings_Endpoint) GetNetwork() string {
@@ -5671,11 +6379,122 @@ func (x *NetworkSettings_Endpoint) GetAliases() []string {
 	return nil
 }
 
+type DiskUsageResponse_Kind struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"` // "Images", "Containers", "Local Volumes", "Build Cache"
+	Total         int64                  `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	Active        int64                  `protobuf:"varint,3,opt,name=active,proto3" json:"active,omitempty"`
+	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Reclaimable   int64                  `protobuf:"varint,5,opt,name=reclaimable,proto3" json:"reclaimable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiskUsageResponse_Kind) Reset() {
+	*x = DiskUsageResponse_Kind{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiskUsageResponse_Kind) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiskUsageResponse_Kind) ProtoMessage() {}
+
+func (x *DiskUsageResponse_Kind) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiskUsageResponse_Kind.ProtoReflect.Descriptor instead.
+func (*DiskUsageResponse_Kind) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{89, 0}
+}
+
+func (x *DiskUsageResponse_Kind) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *DiskUsageResponse_Kind) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *DiskUsageResponse_Kind) GetActive() int64 {
+	if x != nil {
+		return x.Active
+	}
+	return 0
+}
+
+func (x *DiskUsageResponse_Kind) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *DiskUsageResponse_Kind) GetReclaimable() int64 {
+	if x != nil {
+		return x.Reclaimable
+	}
+	return 0
+}
+
 var File_skiff_v1_skiff_proto protoreflect.FileDescriptor
 
 const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\n" +
-	"\x14skiff/v1/skiff.proto\x12\bskiff.v1\"\x88\x04\n" +
+	"\x14skiff/v1/skiff.proto\x12\bskiff.v1\"K\n" +
+	"\vPushRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12*\n" +
+	"\x04auth\x18\x02 \x01(\v2\x16.skiff.v1.RegistryAuthR\x04auth\"\xa6\x01\n" +
+	"\fPushProgress\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06status\x18\x03 \x01(\tR\x06status\x12\x18\n" +
+	"\acurrent\x18\x04 \x01(\x03R\acurrent\x12\x14\n" +
+	"\x05total\x18\x05 \x01(\x03R\x05total\x12\x16\n" +
+	"\x06digest\x18\x06 \x01(\tR\x06digest\x12\x12\n" +
+	"\x04size\x18\a \x01(\x03R\x04size\"$\n" +
+	"\x0eHistoryRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xee\x01\n" +
+	"\x0fHistoryResponse\x129\n" +
+	"\aentries\x18\x01 \x03(\v2\x1f.skiff.v1.HistoryResponse.EntryR\aentries\x1a\x9f\x01\n" +
+	"\x05Entry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\x03R\acreated\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x03 \x01(\tR\tcreatedBy\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x18\n" +
+	"\acomment\x18\x05 \x01(\tR\acomment\x12\x1f\n" +
+	"\vempty_layer\x18\x06 \x01(\bR\n" +
+	"emptyLayer\"&\n" +
+	"\x12PruneImagesRequest\x12\x10\n" +
+	"\x03all\x18\x01 \x01(\bR\x03all\"t\n" +
+	"\x13PruneImagesResponse\x12\x1a\n" +
+	"\buntagged\x18\x01 \x03(\tR\buntagged\x12\x18\n" +
+	"\adeleted\x18\x02 \x03(\tR\adeleted\x12'\n" +
+	"\x0fspace_reclaimed\x18\x03 \x01(\x03R\x0espaceReclaimed\"i\n" +
+	"\rImportRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x18\n" +
+	"\achanges\x18\x02 \x03(\tR\achanges\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"\x88\x04\n" +
 	"\x05Image\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x1d\n" +
@@ -5740,7 +6559,16 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\rLoginResponse\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\"\x1f\n" +
 	"\tSaveChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"'\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"(\n" +
+	"\x16ExportContainerRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x93\x01\n" +
+	"\rCommitRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03ref\x18\x02 \x01(\tR\x03ref\x12\x18\n" +
+	"\achanges\x18\x03 \x03(\tR\achanges\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x16\n" +
+	"\x06author\x18\x05 \x01(\tR\x06author\x12\x14\n" +
+	"\x05pause\x18\x06 \x01(\bR\x05pause\"'\n" +
 	"\x15PauseContainerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"<\n" +
 	"\x16RenameContainerRequest\x12\x0e\n" +
@@ -6046,10 +6874,11 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x06signal\x18\x02 \x01(\tR\x06signal\"C\n" +
 	"\x17RestartContainerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
-	"\atimeout\x18\x02 \x01(\x05R\atimeout\">\n" +
+	"\atimeout\x18\x02 \x01(\x05R\atimeout\"e\n" +
 	"\x16RemoveContainerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05force\x18\x02 \x01(\bR\x05force\")\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\x12%\n" +
+	"\x0eremove_volumes\x18\x03 \x01(\bR\rremoveVolumes\")\n" +
 	"\x17RemoveContainerResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\")\n" +
 	"\x15ListContainersRequest\x12\x10\n" +
@@ -6101,7 +6930,16 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05width\x18\x02 \x01(\rR\x05width\x12\x16\n" +
 	"\x06height\x18\x03 \x01(\rR\x06height\"\x10\n" +
-	"\x0eResizeResponse\"\x10\n" +
+	"\x0eResizeResponse\"\x12\n" +
+	"\x10DiskUsageRequest\"\xcb\x01\n" +
+	"\x11DiskUsageResponse\x126\n" +
+	"\x05kinds\x18\x01 \x03(\v2 .skiff.v1.DiskUsageResponse.KindR\x05kinds\x1a~\n" +
+	"\x04Kind\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x03R\x05total\x12\x16\n" +
+	"\x06active\x18\x03 \x01(\x03R\x06active\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\x12 \n" +
+	"\vreclaimable\x18\x05 \x01(\x03R\vreclaimable\"\x10\n" +
 	"\x0eVersionRequest\"\xa7\x01\n" +
 	"\x0fVersionResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1f\n" +
@@ -6141,7 +6979,7 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x06Stream\x12\x16\n" +
 	"\x12STREAM_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTREAM_STDOUT\x10\x01\x12\x11\n" +
-	"\rSTREAM_STDERR\x10\x022\xda\x03\n" +
+	"\rSTREAM_STDERR\x10\x022\xcf\x05\n" +
 	"\x06Images\x127\n" +
 	"\x04Pull\x12\x15.skiff.v1.PullRequest\x1a\x16.skiff.v1.PullProgress0\x01\x12A\n" +
 	"\x04List\x12\x1b.skiff.v1.ListImagesRequest\x1a\x1c.skiff.v1.ListImagesResponse\x121\n" +
@@ -6150,8 +6988,11 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x03Tag\x12\x19.skiff.v1.TagImageRequest\x1a\x0f.skiff.v1.Image\x127\n" +
 	"\x04Load\x12\x15.skiff.v1.LoadRequest\x1a\x16.skiff.v1.LoadResponse(\x01\x124\n" +
 	"\x04Save\x12\x15.skiff.v1.SaveRequest\x1a\x13.skiff.v1.SaveChunk0\x01\x128\n" +
-	"\x05Login\x12\x16.skiff.v1.LoginRequest\x1a\x17.skiff.v1.LoginResponse2\xd5\n" +
-	"\n" +
+	"\x05Login\x12\x16.skiff.v1.LoginRequest\x1a\x17.skiff.v1.LoginResponse\x127\n" +
+	"\x04Push\x12\x15.skiff.v1.PushRequest\x1a\x16.skiff.v1.PushProgress0\x01\x12>\n" +
+	"\aHistory\x12\x18.skiff.v1.HistoryRequest\x1a\x19.skiff.v1.HistoryResponse\x12D\n" +
+	"\x05Prune\x12\x1c.skiff.v1.PruneImagesRequest\x1a\x1d.skiff.v1.PruneImagesResponse\x124\n" +
+	"\x06Import\x12\x17.skiff.v1.ImportRequest\x1a\x0f.skiff.v1.Image(\x012\xcc\v\n" +
 	"\n" +
 	"Containers\x12M\n" +
 	"\x06Create\x12 .skiff.v1.CreateContainerRequest\x1a!.skiff.v1.CreateContainerResponse\x12=\n" +
@@ -6174,7 +7015,9 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x05Stats\x12\x16.skiff.v1.StatsRequest\x1a\x18.skiff.v1.ContainerStats0\x01\x127\n" +
 	"\x04Exec\x12\x13.skiff.v1.ExecInput\x1a\x16.skiff.v1.AttachOutput(\x010\x01\x12=\n" +
 	"\x06CopyTo\x12\x17.skiff.v1.CopyToRequest\x1a\x18.skiff.v1.CopyToResponse(\x01\x12<\n" +
-	"\bCopyFrom\x12\x19.skiff.v1.CopyFromRequest\x1a\x13.skiff.v1.CopyChunk0\x012\xbd\x03\n" +
+	"\bCopyFrom\x12\x19.skiff.v1.CopyFromRequest\x1a\x13.skiff.v1.CopyChunk0\x01\x12A\n" +
+	"\x06Export\x12 .skiff.v1.ExportContainerRequest\x1a\x13.skiff.v1.CopyChunk0\x01\x122\n" +
+	"\x06Commit\x12\x17.skiff.v1.CommitRequest\x1a\x0f.skiff.v1.Image2\xbd\x03\n" +
 	"\bNetworks\x12;\n" +
 	"\x06Create\x12\x1e.skiff.v1.CreateNetworkRequest\x1a\x11.skiff.v1.Network\x12E\n" +
 	"\x04List\x12\x1d.skiff.v1.ListNetworksRequest\x1a\x1e.skiff.v1.ListNetworksResponse\x12=\n" +
@@ -6188,10 +7031,11 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x04List\x12\x1c.skiff.v1.ListVolumesRequest\x1a\x1d.skiff.v1.ListVolumesResponse\x12;\n" +
 	"\aInspect\x12\x1e.skiff.v1.InspectVolumeRequest\x1a\x10.skiff.v1.Volume\x12G\n" +
 	"\x06Remove\x12\x1d.skiff.v1.RemoveVolumeRequest\x1a\x1e.skiff.v1.RemoveVolumeResponse\x12F\n" +
-	"\x05Prune\x12\x1d.skiff.v1.PruneVolumesRequest\x1a\x1e.skiff.v1.PruneVolumesResponse2\x7f\n" +
+	"\x05Prune\x12\x1d.skiff.v1.PruneVolumesRequest\x1a\x1e.skiff.v1.PruneVolumesResponse2\xc5\x01\n" +
 	"\x06System\x12>\n" +
 	"\aVersion\x12\x18.skiff.v1.VersionRequest\x1a\x19.skiff.v1.VersionResponse\x125\n" +
-	"\x04Info\x12\x15.skiff.v1.InfoRequest\x1a\x16.skiff.v1.InfoResponseB8Z6github.com/skiff-containers/skiff/api/skiff/v1;skiffv1b\x06proto3"
+	"\x04Info\x12\x15.skiff.v1.InfoRequest\x1a\x16.skiff.v1.InfoResponse\x12D\n" +
+	"\tDiskUsage\x12\x1a.skiff.v1.DiskUsageRequest\x1a\x1b.skiff.v1.DiskUsageResponseB8Z6github.com/skiff-containers/skiff/api/skiff/v1;skiffv1b\x06proto3"
 
 var (
 	file_skiff_v1_skiff_proto_rawDescOnce sync.Once
@@ -6206,233 +7050,263 @@ func file_skiff_v1_skiff_proto_rawDescGZIP() []byte {
 }
 
 var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
+var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 106)
 var file_skiff_v1_skiff_proto_goTypes = []any{
 	(Stream)(0),                       // 0: skiff.v1.Stream
-	(*Image)(nil),                     // 1: skiff.v1.Image
-	(*RegistryAuth)(nil),              // 2: skiff.v1.RegistryAuth
-	(*PullRequest)(nil),               // 3: skiff.v1.PullRequest
-	(*PullProgress)(nil),              // 4: skiff.v1.PullProgress
-	(*ListImagesRequest)(nil),         // 5: skiff.v1.ListImagesRequest
-	(*ListImagesResponse)(nil),        // 6: skiff.v1.ListImagesResponse
-	(*GetImageRequest)(nil),           // 7: skiff.v1.GetImageRequest
-	(*RemoveImageRequest)(nil),        // 8: skiff.v1.RemoveImageRequest
-	(*RemoveImageResponse)(nil),       // 9: skiff.v1.RemoveImageResponse
-	(*TagImageRequest)(nil),           // 10: skiff.v1.TagImageRequest
-	(*LoadRequest)(nil),               // 11: skiff.v1.LoadRequest
-	(*LoadResponse)(nil),              // 12: skiff.v1.LoadResponse
-	(*SaveRequest)(nil),               // 13: skiff.v1.SaveRequest
-	(*LoginRequest)(nil),              // 14: skiff.v1.LoginRequest
-	(*LoginResponse)(nil),             // 15: skiff.v1.LoginResponse
-	(*SaveChunk)(nil),                 // 16: skiff.v1.SaveChunk
-	(*PauseContainerRequest)(nil),     // 17: skiff.v1.PauseContainerRequest
-	(*RenameContainerRequest)(nil),    // 18: skiff.v1.RenameContainerRequest
-	(*UpdateContainerRequest)(nil),    // 19: skiff.v1.UpdateContainerRequest
-	(*TopRequest)(nil),                // 20: skiff.v1.TopRequest
-	(*TopResponse)(nil),               // 21: skiff.v1.TopResponse
-	(*StatsRequest)(nil),              // 22: skiff.v1.StatsRequest
-	(*ContainerStats)(nil),            // 23: skiff.v1.ContainerStats
-	(*ExecStart)(nil),                 // 24: skiff.v1.ExecStart
-	(*ExecInput)(nil),                 // 25: skiff.v1.ExecInput
-	(*CopyToRequest)(nil),             // 26: skiff.v1.CopyToRequest
-	(*CopyToResponse)(nil),            // 27: skiff.v1.CopyToResponse
-	(*CopyFromRequest)(nil),           // 28: skiff.v1.CopyFromRequest
-	(*CopyChunk)(nil),                 // 29: skiff.v1.CopyChunk
-	(*Network)(nil),                   // 30: skiff.v1.Network
-	(*CreateNetworkRequest)(nil),      // 31: skiff.v1.CreateNetworkRequest
-	(*ListNetworksRequest)(nil),       // 32: skiff.v1.ListNetworksRequest
-	(*ListNetworksResponse)(nil),      // 33: skiff.v1.ListNetworksResponse
-	(*InspectNetworkRequest)(nil),     // 34: skiff.v1.InspectNetworkRequest
-	(*RemoveNetworkRequest)(nil),      // 35: skiff.v1.RemoveNetworkRequest
-	(*RemoveNetworkResponse)(nil),     // 36: skiff.v1.RemoveNetworkResponse
-	(*ConnectNetworkRequest)(nil),     // 37: skiff.v1.ConnectNetworkRequest
-	(*ConnectNetworkResponse)(nil),    // 38: skiff.v1.ConnectNetworkResponse
-	(*DisconnectNetworkRequest)(nil),  // 39: skiff.v1.DisconnectNetworkRequest
-	(*DisconnectNetworkResponse)(nil), // 40: skiff.v1.DisconnectNetworkResponse
-	(*Volume)(nil),                    // 41: skiff.v1.Volume
-	(*CreateVolumeRequest)(nil),       // 42: skiff.v1.CreateVolumeRequest
-	(*ListVolumesRequest)(nil),        // 43: skiff.v1.ListVolumesRequest
-	(*ListVolumesResponse)(nil),       // 44: skiff.v1.ListVolumesResponse
-	(*InspectVolumeRequest)(nil),      // 45: skiff.v1.InspectVolumeRequest
-	(*RemoveVolumeRequest)(nil),       // 46: skiff.v1.RemoveVolumeRequest
-	(*RemoveVolumeResponse)(nil),      // 47: skiff.v1.RemoveVolumeResponse
-	(*PruneVolumesRequest)(nil),       // 48: skiff.v1.PruneVolumesRequest
-	(*PruneVolumesResponse)(nil),      // 49: skiff.v1.PruneVolumesResponse
-	(*RestartPolicy)(nil),             // 50: skiff.v1.RestartPolicy
-	(*ContainerConfig)(nil),           // 51: skiff.v1.ContainerConfig
-	(*EndpointConfig)(nil),            // 52: skiff.v1.EndpointConfig
-	(*PortBinding)(nil),               // 53: skiff.v1.PortBinding
-	(*Mount)(nil),                     // 54: skiff.v1.Mount
-	(*Ulimit)(nil),                    // 55: skiff.v1.Ulimit
-	(*Resources)(nil),                 // 56: skiff.v1.Resources
-	(*NetworkSettings)(nil),           // 57: skiff.v1.NetworkSettings
-	(*Container)(nil),                 // 58: skiff.v1.Container
-	(*CreateContainerRequest)(nil),    // 59: skiff.v1.CreateContainerRequest
-	(*CreateContainerResponse)(nil),   // 60: skiff.v1.CreateContainerResponse
-	(*StartContainerRequest)(nil),     // 61: skiff.v1.StartContainerRequest
-	(*StopContainerRequest)(nil),      // 62: skiff.v1.StopContainerRequest
-	(*KillContainerRequest)(nil),      // 63: skiff.v1.KillContainerRequest
-	(*RestartContainerRequest)(nil),   // 64: skiff.v1.RestartContainerRequest
-	(*RemoveContainerRequest)(nil),    // 65: skiff.v1.RemoveContainerRequest
-	(*RemoveContainerResponse)(nil),   // 66: skiff.v1.RemoveContainerResponse
-	(*ListContainersRequest)(nil),     // 67: skiff.v1.ListContainersRequest
-	(*ListContainersResponse)(nil),    // 68: skiff.v1.ListContainersResponse
-	(*InspectContainerRequest)(nil),   // 69: skiff.v1.InspectContainerRequest
-	(*WaitContainerRequest)(nil),      // 70: skiff.v1.WaitContainerRequest
-	(*WaitContainerResponse)(nil),     // 71: skiff.v1.WaitContainerResponse
-	(*LogsRequest)(nil),               // 72: skiff.v1.LogsRequest
-	(*LogEntry)(nil),                  // 73: skiff.v1.LogEntry
-	(*AttachStart)(nil),               // 74: skiff.v1.AttachStart
-	(*AttachInput)(nil),               // 75: skiff.v1.AttachInput
-	(*AttachExit)(nil),                // 76: skiff.v1.AttachExit
-	(*AttachOutput)(nil),              // 77: skiff.v1.AttachOutput
-	(*ResizeRequest)(nil),             // 78: skiff.v1.ResizeRequest
-	(*ResizeResponse)(nil),            // 79: skiff.v1.ResizeResponse
-	(*VersionRequest)(nil),            // 80: skiff.v1.VersionRequest
-	(*VersionResponse)(nil),           // 81: skiff.v1.VersionResponse
-	(*InfoRequest)(nil),               // 82: skiff.v1.InfoRequest
-	(*InfoResponse)(nil),              // 83: skiff.v1.InfoResponse
-	nil,                               // 84: skiff.v1.Image.LabelsEntry
-	(*TopResponse_Row)(nil),           // 85: skiff.v1.TopResponse.Row
-	nil,                               // 86: skiff.v1.Network.LabelsEntry
-	nil,                               // 87: skiff.v1.CreateNetworkRequest.LabelsEntry
-	nil,                               // 88: skiff.v1.Volume.LabelsEntry
-	nil,                               // 89: skiff.v1.CreateVolumeRequest.LabelsEntry
-	nil,                               // 90: skiff.v1.ContainerConfig.LabelsEntry
-	nil,                               // 91: skiff.v1.ContainerConfig.SysctlsEntry
-	(*NetworkSettings_Endpoint)(nil),  // 92: skiff.v1.NetworkSettings.Endpoint
-	nil,                               // 93: skiff.v1.Container.LabelsEntry
+	(*PushRequest)(nil),               // 1: skiff.v1.PushRequest
+	(*PushProgress)(nil),              // 2: skiff.v1.PushProgress
+	(*HistoryRequest)(nil),            // 3: skiff.v1.HistoryRequest
+	(*HistoryResponse)(nil),           // 4: skiff.v1.HistoryResponse
+	(*PruneImagesRequest)(nil),        // 5: skiff.v1.PruneImagesRequest
+	(*PruneImagesResponse)(nil),       // 6: skiff.v1.PruneImagesResponse
+	(*ImportRequest)(nil),             // 7: skiff.v1.ImportRequest
+	(*Image)(nil),                     // 8: skiff.v1.Image
+	(*RegistryAuth)(nil),              // 9: skiff.v1.RegistryAuth
+	(*PullRequest)(nil),               // 10: skiff.v1.PullRequest
+	(*PullProgress)(nil),              // 11: skiff.v1.PullProgress
+	(*ListImagesRequest)(nil),         // 12: skiff.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),        // 13: skiff.v1.ListImagesResponse
+	(*GetImageRequest)(nil),           // 14: skiff.v1.GetImageRequest
+	(*RemoveImageRequest)(nil),        // 15: skiff.v1.RemoveImageRequest
+	(*RemoveImageResponse)(nil),       // 16: skiff.v1.RemoveImageResponse
+	(*TagImageRequest)(nil),           // 17: skiff.v1.TagImageRequest
+	(*LoadRequest)(nil),               // 18: skiff.v1.LoadRequest
+	(*LoadResponse)(nil),              // 19: skiff.v1.LoadResponse
+	(*SaveRequest)(nil),               // 20: skiff.v1.SaveRequest
+	(*LoginRequest)(nil),              // 21: skiff.v1.LoginRequest
+	(*LoginResponse)(nil),             // 22: skiff.v1.LoginResponse
+	(*SaveChunk)(nil),                 // 23: skiff.v1.SaveChunk
+	(*ExportContainerRequest)(nil),    // 24: skiff.v1.ExportContainerRequest
+	(*CommitRequest)(nil),             // 25: skiff.v1.CommitRequest
+	(*PauseContainerRequest)(nil),     // 26: skiff.v1.PauseContainerRequest
+	(*RenameContainerRequest)(nil),    // 27: skiff.v1.RenameContainerRequest
+	(*UpdateContainerRequest)(nil),    // 28: skiff.v1.UpdateContainerRequest
+	(*TopRequest)(nil),                // 29: skiff.v1.TopRequest
+	(*TopResponse)(nil),               // 30: skiff.v1.TopResponse
+	(*StatsRequest)(nil),              // 31: skiff.v1.StatsRequest
+	(*ContainerStats)(nil),            // 32: skiff.v1.ContainerStats
+	(*ExecStart)(nil),                 // 33: skiff.v1.ExecStart
+	(*ExecInput)(nil),                 // 34: skiff.v1.ExecInput
+	(*CopyToRequest)(nil),             // 35: skiff.v1.CopyToRequest
+	(*CopyToResponse)(nil),            // 36: skiff.v1.CopyToResponse
+	(*CopyFromRequest)(nil),           // 37: skiff.v1.CopyFromRequest
+	(*CopyChunk)(nil),                 // 38: skiff.v1.CopyChunk
+	(*Network)(nil),                   // 39: skiff.v1.Network
+	(*CreateNetworkRequest)(nil),      // 40: skiff.v1.CreateNetworkRequest
+	(*ListNetworksRequest)(nil),       // 41: skiff.v1.ListNetworksRequest
+	(*ListNetworksResponse)(nil),      // 42: skiff.v1.ListNetworksResponse
+	(*InspectNetworkRequest)(nil),     // 43: skiff.v1.InspectNetworkRequest
+	(*RemoveNetworkRequest)(nil),      // 44: skiff.v1.RemoveNetworkRequest
+	(*RemoveNetworkResponse)(nil),     // 45: skiff.v1.RemoveNetworkResponse
+	(*ConnectNetworkRequest)(nil),     // 46: skiff.v1.ConnectNetworkRequest
+	(*ConnectNetworkResponse)(nil),    // 47: skiff.v1.ConnectNetworkResponse
+	(*DisconnectNetworkRequest)(nil),  // 48: skiff.v1.DisconnectNetworkRequest
+	(*DisconnectNetworkResponse)(nil), // 49: skiff.v1.DisconnectNetworkResponse
+	(*Volume)(nil),                    // 50: skiff.v1.Volume
+	(*CreateVolumeRequest)(nil),       // 51: skiff.v1.CreateVolumeRequest
+	(*ListVolumesRequest)(nil),        // 52: skiff.v1.ListVolumesRequest
+	(*ListVolumesResponse)(nil),       // 53: skiff.v1.ListVolumesResponse
+	(*InspectVolumeRequest)(nil),      // 54: skiff.v1.InspectVolumeRequest
+	(*RemoveVolumeRequest)(nil),       // 55: skiff.v1.RemoveVolumeRequest
+	(*RemoveVolumeResponse)(nil),      // 56: skiff.v1.RemoveVolumeResponse
+	(*PruneVolumesRequest)(nil),       // 57: skiff.v1.PruneVolumesRequest
+	(*PruneVolumesResponse)(nil),      // 58: skiff.v1.PruneVolumesResponse
+	(*RestartPolicy)(nil),             // 59: skiff.v1.RestartPolicy
+	(*ContainerConfig)(nil),           // 60: skiff.v1.ContainerConfig
+	(*EndpointConfig)(nil),            // 61: skiff.v1.EndpointConfig
+	(*PortBinding)(nil),               // 62: skiff.v1.PortBinding
+	(*Mount)(nil),                     // 63: skiff.v1.Mount
+	(*Ulimit)(nil),                    // 64: skiff.v1.Ulimit
+	(*Resources)(nil),                 // 65: skiff.v1.Resources
+	(*NetworkSettings)(nil),           // 66: skiff.v1.NetworkSettings
+	(*Container)(nil),                 // 67: skiff.v1.Container
+	(*CreateContainerRequest)(nil),    // 68: skiff.v1.CreateContainerRequest
+	(*CreateContainerResponse)(nil),   // 69: skiff.v1.CreateContainerResponse
+	(*StartContainerRequest)(nil),     // 70: skiff.v1.StartContainerRequest
+	(*StopContainerRequest)(nil),      // 71: skiff.v1.StopContainerRequest
+	(*KillContainerRequest)(nil),      // 72: skiff.v1.KillContainerRequest
+	(*RestartContainerRequest)(nil),   // 73: skiff.v1.RestartContainerRequest
+	(*RemoveContainerRequest)(nil),    // 74: skiff.v1.RemoveContainerRequest
+	(*RemoveContainerResponse)(nil),   // 75: skiff.v1.RemoveContainerResponse
+	(*ListContainersRequest)(nil),     // 76: skiff.v1.ListContainersRequest
+	(*ListContainersResponse)(nil),    // 77: skiff.v1.ListContainersResponse
+	(*InspectContainerRequest)(nil),   // 78: skiff.v1.InspectContainerRequest
+	(*WaitContainerRequest)(nil),      // 79: skiff.v1.WaitContainerRequest
+	(*WaitContainerResponse)(nil),     // 80: skiff.v1.WaitContainerResponse
+	(*LogsRequest)(nil),               // 81: skiff.v1.LogsRequest
+	(*LogEntry)(nil),                  // 82: skiff.v1.LogEntry
+	(*AttachStart)(nil),               // 83: skiff.v1.AttachStart
+	(*AttachInput)(nil),               // 84: skiff.v1.AttachInput
+	(*AttachExit)(nil),                // 85: skiff.v1.AttachExit
+	(*AttachOutput)(nil),              // 86: skiff.v1.AttachOutput
+	(*ResizeRequest)(nil),             // 87: skiff.v1.ResizeRequest
+	(*ResizeResponse)(nil),            // 88: skiff.v1.ResizeResponse
+	(*DiskUsageRequest)(nil),          // 89: skiff.v1.DiskUsageRequest
+	(*DiskUsageResponse)(nil),         // 90: skiff.v1.DiskUsageResponse
+	(*VersionRequest)(nil),            // 91: skiff.v1.VersionRequest
+	(*VersionResponse)(nil),           // 92: skiff.v1.VersionResponse
+	(*InfoRequest)(nil),               // 93: skiff.v1.InfoRequest
+	(*InfoResponse)(nil),              // 94: skiff.v1.InfoResponse
+	(*HistoryResponse_Entry)(nil),     // 95: skiff.v1.HistoryResponse.Entry
+	nil,                               // 96: skiff.v1.Image.LabelsEntry
+	(*TopResponse_Row)(nil),           // 97: skiff.v1.TopResponse.Row
+	nil,                               // 98: skiff.v1.Network.LabelsEntry
+	nil,                               // 99: skiff.v1.CreateNetworkRequest.LabelsEntry
+	nil,                               // 100: skiff.v1.Volume.LabelsEntry
+	nil,                               // 101: skiff.v1.CreateVolumeRequest.LabelsEntry
+	nil,                               // 102: skiff.v1.ContainerConfig.LabelsEntry
+	nil,                               // 103: skiff.v1.ContainerConfig.SysctlsEntry
+	(*NetworkSettings_Endpoint)(nil),  // 104: skiff.v1.NetworkSettings.Endpoint
+	nil,                               // 105: skiff.v1.Container.LabelsEntry
+	(*DiskUsageResponse_Kind)(nil),    // 106: skiff.v1.DiskUsageResponse.Kind
 }
 var file_skiff_v1_skiff_proto_depIdxs = []int32{
-	84, // 0: skiff.v1.Image.labels:type_name -> skiff.v1.Image.LabelsEntry
-	2,  // 1: skiff.v1.PullRequest.auth:type_name -> skiff.v1.RegistryAuth
-	1,  // 2: skiff.v1.PullProgress.image:type_name -> skiff.v1.Image
-	1,  // 3: skiff.v1.ListImagesResponse.images:type_name -> skiff.v1.Image
-	1,  // 4: skiff.v1.LoadResponse.images:type_name -> skiff.v1.Image
-	2,  // 5: skiff.v1.LoginRequest.auth:type_name -> skiff.v1.RegistryAuth
-	56, // 6: skiff.v1.UpdateContainerRequest.resources:type_name -> skiff.v1.Resources
-	50, // 7: skiff.v1.UpdateContainerRequest.restart_policy:type_name -> skiff.v1.RestartPolicy
-	85, // 8: skiff.v1.TopResponse.processes:type_name -> skiff.v1.TopResponse.Row
-	24, // 9: skiff.v1.ExecInput.start:type_name -> skiff.v1.ExecStart
-	78, // 10: skiff.v1.ExecInput.resize:type_name -> skiff.v1.ResizeRequest
-	86, // 11: skiff.v1.Network.labels:type_name -> skiff.v1.Network.LabelsEntry
-	87, // 12: skiff.v1.CreateNetworkRequest.labels:type_name -> skiff.v1.CreateNetworkRequest.LabelsEntry
-	30, // 13: skiff.v1.ListNetworksResponse.networks:type_name -> skiff.v1.Network
-	52, // 14: skiff.v1.ConnectNetworkRequest.endpoint:type_name -> skiff.v1.EndpointConfig
-	88, // 15: skiff.v1.Volume.labels:type_name -> skiff.v1.Volume.LabelsEntry
-	89, // 16: skiff.v1.CreateVolumeRequest.labels:type_name -> skiff.v1.CreateVolumeRequest.LabelsEntry
-	41, // 17: skiff.v1.ListVolumesResponse.volumes:type_name -> skiff.v1.Volume
-	90, // 18: skiff.v1.ContainerConfig.labels:type_name -> skiff.v1.ContainerConfig.LabelsEntry
-	50, // 19: skiff.v1.ContainerConfig.restart_policy:type_name -> skiff.v1.RestartPolicy
-	52, // 20: skiff.v1.ContainerConfig.networks:type_name -> skiff.v1.EndpointConfig
-	53, // 21: skiff.v1.ContainerConfig.port_bindings:type_name -> skiff.v1.PortBinding
-	54, // 22: skiff.v1.ContainerConfig.mounts:type_name -> skiff.v1.Mount
-	56, // 23: skiff.v1.ContainerConfig.resources:type_name -> skiff.v1.Resources
-	91, // 24: skiff.v1.ContainerConfig.sysctls:type_name -> skiff.v1.ContainerConfig.SysctlsEntry
-	55, // 25: skiff.v1.ContainerConfig.ulimits:type_name -> skiff.v1.Ulimit
-	92, // 26: skiff.v1.NetworkSettings.endpoints:type_name -> skiff.v1.NetworkSettings.Endpoint
-	53, // 27: skiff.v1.NetworkSettings.ports:type_name -> skiff.v1.PortBinding
-	51, // 28: skiff.v1.Container.config:type_name -> skiff.v1.ContainerConfig
-	93, // 29: skiff.v1.Container.labels:type_name -> skiff.v1.Container.LabelsEntry
-	57, // 30: skiff.v1.Container.network_settings:type_name -> skiff.v1.NetworkSettings
-	54, // 31: skiff.v1.Container.mounts:type_name -> skiff.v1.Mount
-	51, // 32: skiff.v1.CreateContainerRequest.config:type_name -> skiff.v1.ContainerConfig
-	58, // 33: skiff.v1.CreateContainerResponse.container:type_name -> skiff.v1.Container
-	58, // 34: skiff.v1.ListContainersResponse.containers:type_name -> skiff.v1.Container
-	0,  // 35: skiff.v1.LogEntry.stream:type_name -> skiff.v1.Stream
-	74, // 36: skiff.v1.AttachInput.start:type_name -> skiff.v1.AttachStart
-	78, // 37: skiff.v1.AttachInput.resize:type_name -> skiff.v1.ResizeRequest
-	0,  // 38: skiff.v1.AttachOutput.stream:type_name -> skiff.v1.Stream
-	76, // 39: skiff.v1.AttachOutput.exit:type_name -> skiff.v1.AttachExit
-	3,  // 40: skiff.v1.Images.Pull:input_type -> skiff.v1.PullRequest
-	5,  // 41: skiff.v1.Images.List:input_type -> skiff.v1.ListImagesRequest
-	7,  // 42: skiff.v1.Images.Get:input_type -> skiff.v1.GetImageRequest
-	8,  // 43: skiff.v1.Images.Remove:input_type -> skiff.v1.RemoveImageRequest
-	10, // 44: skiff.v1.Images.Tag:input_type -> skiff.v1.TagImageRequest
-	11, // 45: skiff.v1.Images.Load:input_type -> skiff.v1.LoadRequest
-	13, // 46: skiff.v1.Images.Save:input_type -> skiff.v1.SaveRequest
-	14, // 47: skiff.v1.Images.Login:input_type -> skiff.v1.LoginRequest
-	59, // 48: skiff.v1.Containers.Create:input_type -> skiff.v1.CreateContainerRequest
-	61, // 49: skiff.v1.Containers.Start:input_type -> skiff.v1.StartContainerRequest
-	62, // 50: skiff.v1.Containers.Stop:input_type -> skiff.v1.StopContainerRequest
-	63, // 51: skiff.v1.Containers.Kill:input_type -> skiff.v1.KillContainerRequest
-	64, // 52: skiff.v1.Containers.Restart:input_type -> skiff.v1.RestartContainerRequest
-	65, // 53: skiff.v1.Containers.Remove:input_type -> skiff.v1.RemoveContainerRequest
-	67, // 54: skiff.v1.Containers.List:input_type -> skiff.v1.ListContainersRequest
-	69, // 55: skiff.v1.Containers.Inspect:input_type -> skiff.v1.InspectContainerRequest
-	70, // 56: skiff.v1.Containers.Wait:input_type -> skiff.v1.WaitContainerRequest
-	72, // 57: skiff.v1.Containers.Logs:input_type -> skiff.v1.LogsRequest
-	75, // 58: skiff.v1.Containers.Attach:input_type -> skiff.v1.AttachInput
-	78, // 59: skiff.v1.Containers.Resize:input_type -> skiff.v1.ResizeRequest
-	17, // 60: skiff.v1.Containers.Pause:input_type -> skiff.v1.PauseContainerRequest
-	17, // 61: skiff.v1.Containers.Unpause:input_type -> skiff.v1.PauseContainerRequest
-	18, // 62: skiff.v1.Containers.Rename:input_type -> skiff.v1.RenameContainerRequest
-	19, // 63: skiff.v1.Containers.Update:input_type -> skiff.v1.UpdateContainerRequest
-	20, // 64: skiff.v1.Containers.Top:input_type -> skiff.v1.TopRequest
-	22, // 65: skiff.v1.Containers.Stats:input_type -> skiff.v1.StatsRequest
-	25, // 66: skiff.v1.Containers.Exec:input_type -> skiff.v1.ExecInput
-	26, // 67: skiff.v1.Containers.CopyTo:input_type -> skiff.v1.CopyToRequest
-	28, // 68: skiff.v1.Containers.CopyFrom:input_type -> skiff.v1.CopyFromRequest
-	31, // 69: skiff.v1.Networks.Create:input_type -> skiff.v1.CreateNetworkRequest
-	32, // 70: skiff.v1.Networks.List:input_type -> skiff.v1.ListNetworksRequest
-	34, // 71: skiff.v1.Networks.Inspect:input_type -> skiff.v1.InspectNetworkRequest
-	35, // 72: skiff.v1.Networks.Remove:input_type -> skiff.v1.RemoveNetworkRequest
-	37, // 73: skiff.v1.Networks.Connect:input_type -> skiff.v1.ConnectNetworkRequest
-	39, // 74: skiff.v1.Networks.Disconnect:input_type -> skiff.v1.DisconnectNetworkRequest
-	42, // 75: skiff.v1.Volumes.Create:input_type -> skiff.v1.CreateVolumeRequest
-	43, // 76: skiff.v1.Volumes.List:input_type -> skiff.v1.ListVolumesRequest
-	45, // 77: skiff.v1.Volumes.Inspect:input_type -> skiff.v1.InspectVolumeRequest
-	46, // 78: skiff.v1.Volumes.Remove:input_type -> skiff.v1.RemoveVolumeRequest
-	48, // 79: skiff.v1.Volumes.Prune:input_type -> skiff.v1.PruneVolumesRequest
-	80, // 80: skiff.v1.System.Version:input_type -> skiff.v1.VersionRequest
-	82, // 81: skiff.v1.System.Info:input_type -> skiff.v1.InfoRequest
-	4,  // 82: skiff.v1.Images.Pull:output_type -> skiff.v1.PullProgress
-	6,  // 83: skiff.v1.Images.List:output_type -> skiff.v1.ListImagesResponse
-	1,  // 84: skiff.v1.Images.Get:output_type -> skiff.v1.Image
-	9,  // 85: skiff.v1.Images.Remove:output_type -> skiff.v1.RemoveImageResponse
-	1,  // 86: skiff.v1.Images.Tag:output_type -> skiff.v1.Image
-	12, // 87: skiff.v1.Images.Load:output_type -> skiff.v1.LoadResponse
-	16, // 88: skiff.v1.Images.Save:output_type -> skiff.v1.SaveChunk
-	15, // 89: skiff.v1.Images.Login:output_type -> skiff.v1.LoginResponse
-	60, // 90: skiff.v1.Containers.Create:output_type -> skiff.v1.CreateContainerResponse
-	58, // 91: skiff.v1.Containers.Start:output_type -> skiff.v1.Container
-	58, // 92: skiff.v1.Containers.Stop:output_type -> skiff.v1.Container
-	58, // 93: skiff.v1.Containers.Kill:output_type -> skiff.v1.Container
-	58, // 94: skiff.v1.Containers.Restart:output_type -> skiff.v1.Container
-	66, // 95: skiff.v1.Containers.Remove:output_type -> skiff.v1.RemoveContainerResponse
-	68, // 96: skiff.v1.Containers.List:output_type -> skiff.v1.ListContainersResponse
-	58, // 97: skiff.v1.Containers.Inspect:output_type -> skiff.v1.Container
-	71, // 98: skiff.v1.Containers.Wait:output_type -> skiff.v1.WaitContainerResponse
-	73, // 99: skiff.v1.Containers.Logs:output_type -> skiff.v1.LogEntry
-	77, // 100: skiff.v1.Containers.Attach:output_type -> skiff.v1.AttachOutput
-	79, // 101: skiff.v1.Containers.Resize:output_type -> skiff.v1.ResizeResponse
-	58, // 102: skiff.v1.Containers.Pause:output_type -> skiff.v1.Container
-	58, // 103: skiff.v1.Containers.Unpause:output_type -> skiff.v1.Container
-	58, // 104: skiff.v1.Containers.Rename:output_type -> skiff.v1.Container
-	58, // 105: skiff.v1.Containers.Update:output_type -> skiff.v1.Container
-	21, // 106: skiff.v1.Containers.Top:output_type -> skiff.v1.TopResponse
-	23, // 107: skiff.v1.Containers.Stats:output_type -> skiff.v1.ContainerStats
-	77, // 108: skiff.v1.Containers.Exec:output_type -> skiff.v1.AttachOutput
-	27, // 109: skiff.v1.Containers.CopyTo:output_type -> skiff.v1.CopyToResponse
-	29, // 110: skiff.v1.Containers.CopyFrom:output_type -> skiff.v1.CopyChunk
-	30, // 111: skiff.v1.Networks.Create:output_type -> skiff.v1.Network
-	33, // 112: skiff.v1.Networks.List:output_type -> skiff.v1.ListNetworksResponse
-	30, // 113: skiff.v1.Networks.Inspect:output_type -> skiff.v1.Network
-	36, // 114: skiff.v1.Networks.Remove:output_type -> skiff.v1.RemoveNetworkResponse
-	38, // 115: skiff.v1.Networks.Connect:output_type -> skiff.v1.ConnectNetworkResponse
-	40, // 116: skiff.v1.Networks.Disconnect:output_type -> skiff.v1.DisconnectNetworkResponse
-	41, // 117: skiff.v1.Volumes.Create:output_type -> skiff.v1.Volume
-	44, // 118: skiff.v1.Volumes.List:output_type -> skiff.v1.ListVolumesResponse
-	41, // 119: skiff.v1.Volumes.Inspect:output_type -> skiff.v1.Volume
-	47, // 120: skiff.v1.Volumes.Remove:output_type -> skiff.v1.RemoveVolumeResponse
-	49, // 121: skiff.v1.Volumes.Prune:output_type -> skiff.v1.PruneVolumesResponse
-	81, // 122: skiff.v1.System.Version:output_type -> skiff.v1.VersionResponse
-	83, // 123: skiff.v1.System.Info:output_type -> skiff.v1.InfoResponse
-	82, // [82:124] is the sub-list for method output_type
-	40, // [40:82] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	9,   // 0: skiff.v1.PushRequest.auth:type_name -> skiff.v1.RegistryAuth
+	95,  // 1: skiff.v1.HistoryResponse.entries:type_name -> skiff.v1.HistoryResponse.Entry
+	96,  // 2: skiff.v1.Image.labels:type_name -> skiff.v1.Image.LabelsEntry
+	9,   // 3: skiff.v1.PullRequest.auth:type_name -> skiff.v1.RegistryAuth
+	8,   // 4: skiff.v1.PullProgress.image:type_name -> skiff.v1.Image
+	8,   // 5: skiff.v1.ListImagesResponse.images:type_name -> skiff.v1.Image
+	8,   // 6: skiff.v1.LoadResponse.images:type_name -> skiff.v1.Image
+	9,   // 7: skiff.v1.LoginRequest.auth:type_name -> skiff.v1.RegistryAuth
+	65,  // 8: skiff.v1.UpdateContainerRequest.resources:type_name -> skiff.v1.Resources
+	59,  // 9: skiff.v1.UpdateContainerRequest.restart_policy:type_name -> skiff.v1.RestartPolicy
+	97,  // 10: skiff.v1.TopResponse.processes:type_name -> skiff.v1.TopResponse.Row
+	33,  // 11: skiff.v1.ExecInput.start:type_name -> skiff.v1.ExecStart
+	87,  // 12: skiff.v1.ExecInput.resize:type_name -> skiff.v1.ResizeRequest
+	98,  // 13: skiff.v1.Network.labels:type_name -> skiff.v1.Network.LabelsEntry
+	99,  // 14: skiff.v1.CreateNetworkRequest.labels:type_name -> skiff.v1.CreateNetworkRequest.LabelsEntry
+	39,  // 15: skiff.v1.ListNetworksResponse.networks:type_name -> skiff.v1.Network
+	61,  // 16: skiff.v1.ConnectNetworkRequest.endpoint:type_name -> skiff.v1.EndpointConfig
+	100, // 17: skiff.v1.Volume.labels:type_name -> skiff.v1.Volume.LabelsEntry
+	101, // 18: skiff.v1.CreateVolumeRequest.labels:type_name -> skiff.v1.CreateVolumeRequest.LabelsEntry
+	50,  // 19: skiff.v1.ListVolumesResponse.volumes:type_name -> skiff.v1.Volume
+	102, // 20: skiff.v1.ContainerConfig.labels:type_name -> skiff.v1.ContainerConfig.LabelsEntry
+	59,  // 21: skiff.v1.ContainerConfig.restart_policy:type_name -> skiff.v1.RestartPolicy
+	61,  // 22: skiff.v1.ContainerConfig.networks:type_name -> skiff.v1.EndpointConfig
+	62,  // 23: skiff.v1.ContainerConfig.port_bindings:type_name -> skiff.v1.PortBinding
+	63,  // 24: skiff.v1.ContainerConfig.mounts:type_name -> skiff.v1.Mount
+	65,  // 25: skiff.v1.ContainerConfig.resources:type_name -> skiff.v1.Resources
+	103, // 26: skiff.v1.ContainerConfig.sysctls:type_name -> skiff.v1.ContainerConfig.SysctlsEntry
+	64,  // 27: skiff.v1.ContainerConfig.ulimits:type_name -> skiff.v1.Ulimit
+	104, // 28: skiff.v1.NetworkSettings.endpoints:type_name -> skiff.v1.NetworkSettings.Endpoint
+	62,  // 29: skiff.v1.NetworkSettings.ports:type_name -> skiff.v1.PortBinding
+	60,  // 30: skiff.v1.Container.config:type_name -> skiff.v1.ContainerConfig
+	105, // 31: skiff.v1.Container.labels:type_name -> skiff.v1.Container.LabelsEntry
+	66,  // 32: skiff.v1.Container.network_settings:type_name -> skiff.v1.NetworkSettings
+	63,  // 33: skiff.v1.Container.mounts:type_name -> skiff.v1.Mount
+	60,  // 34: skiff.v1.CreateContainerRequest.config:type_name -> skiff.v1.ContainerConfig
+	67,  // 35: skiff.v1.CreateContainerResponse.container:type_name -> skiff.v1.Container
+	67,  // 36: skiff.v1.ListContainersResponse.containers:type_name -> skiff.v1.Container
+	0,   // 37: skiff.v1.LogEntry.stream:type_name -> skiff.v1.Stream
+	83,  // 38: skiff.v1.AttachInput.start:type_name -> skiff.v1.AttachStart
+	87,  // 39: skiff.v1.AttachInput.resize:type_name -> skiff.v1.ResizeRequest
+	0,   // 40: skiff.v1.AttachOutput.stream:type_name -> skiff.v1.Stream
+	85,  // 41: skiff.v1.AttachOutput.exit:type_name -> skiff.v1.AttachExit
+	106, // 42: skiff.v1.DiskUsageResponse.kinds:type_name -> skiff.v1.DiskUsageResponse.Kind
+	10,  // 43: skiff.v1.Images.Pull:input_type -> skiff.v1.PullRequest
+	12,  // 44: skiff.v1.Images.List:input_type -> skiff.v1.ListImagesRequest
+	14,  // 45: skiff.v1.Images.Get:input_type -> skiff.v1.GetImageRequest
+	15,  // 46: skiff.v1.Images.Remove:input_type -> skiff.v1.RemoveImageRequest
+	17,  // 47: skiff.v1.Images.Tag:input_type -> skiff.v1.TagImageRequest
+	18,  // 48: skiff.v1.Images.Load:input_type -> skiff.v1.LoadRequest
+	20,  // 49: skiff.v1.Images.Save:input_type -> skiff.v1.SaveRequest
+	21,  // 50: skiff.v1.Images.Login:input_type -> skiff.v1.LoginRequest
+	1,   // 51: skiff.v1.Images.Push:input_type -> skiff.v1.PushRequest
+	3,   // 52: skiff.v1.Images.History:input_type -> skiff.v1.HistoryRequest
+	5,   // 53: skiff.v1.Images.Prune:input_type -> skiff.v1.PruneImagesRequest
+	7,   // 54: skiff.v1.Images.Import:input_type -> skiff.v1.ImportRequest
+	68,  // 55: skiff.v1.Containers.Create:input_type -> skiff.v1.CreateContainerRequest
+	70,  // 56: skiff.v1.Containers.Start:input_type -> skiff.v1.StartContainerRequest
+	71,  // 57: skiff.v1.Containers.Stop:input_type -> skiff.v1.StopContainerRequest
+	72,  // 58: skiff.v1.Containers.Kill:input_type -> skiff.v1.KillContainerRequest
+	73,  // 59: skiff.v1.Containers.Restart:input_type -> skiff.v1.RestartContainerRequest
+	74,  // 60: skiff.v1.Containers.Remove:input_type -> skiff.v1.RemoveContainerRequest
+	76,  // 61: skiff.v1.Containers.List:input_type -> skiff.v1.ListContainersRequest
+	78,  // 62: skiff.v1.Containers.Inspect:input_type -> skiff.v1.InspectContainerRequest
+	79,  // 63: skiff.v1.Containers.Wait:input_type -> skiff.v1.WaitContainerRequest
+	81,  // 64: skiff.v1.Containers.Logs:input_type -> skiff.v1.LogsRequest
+	84,  // 65: skiff.v1.Containers.Attach:input_type -> skiff.v1.AttachInput
+	87,  // 66: skiff.v1.Containers.Resize:input_type -> skiff.v1.ResizeRequest
+	26,  // 67: skiff.v1.Containers.Pause:input_type -> skiff.v1.PauseContainerRequest
+	26,  // 68: skiff.v1.Containers.Unpause:input_type -> skiff.v1.PauseContainerRequest
+	27,  // 69: skiff.v1.Containers.Rename:input_type -> skiff.v1.RenameContainerRequest
+	28,  // 70: skiff.v1.Containers.Update:input_type -> skiff.v1.UpdateContainerRequest
+	29,  // 71: skiff.v1.Containers.Top:input_type -> skiff.v1.TopRequest
+	31,  // 72: skiff.v1.Containers.Stats:input_type -> skiff.v1.StatsRequest
+	34,  // 73: skiff.v1.Containers.Exec:input_type -> skiff.v1.ExecInput
+	35,  // 74: skiff.v1.Containers.CopyTo:input_type -> skiff.v1.CopyToRequest
+	37,  // 75: skiff.v1.Containers.CopyFrom:input_type -> skiff.v1.CopyFromRequest
+	24,  // 76: skiff.v1.Containers.Export:input_type -> skiff.v1.ExportContainerRequest
+	25,  // 77: skiff.v1.Containers.Commit:input_type -> skiff.v1.CommitRequest
+	40,  // 78: skiff.v1.Networks.Create:input_type -> skiff.v1.CreateNetworkRequest
+	41,  // 79: skiff.v1.Networks.List:input_type -> skiff.v1.ListNetworksRequest
+	43,  // 80: skiff.v1.Networks.Inspect:input_type -> skiff.v1.InspectNetworkRequest
+	44,  // 81: skiff.v1.Networks.Remove:input_type -> skiff.v1.RemoveNetworkRequest
+	46,  // 82: skiff.v1.Networks.Connect:input_type -> skiff.v1.ConnectNetworkRequest
+	48,  // 83: skiff.v1.Networks.Disconnect:input_type -> skiff.v1.DisconnectNetworkRequest
+	51,  // 84: skiff.v1.Volumes.Create:input_type -> skiff.v1.CreateVolumeRequest
+	52,  // 85: skiff.v1.Volumes.List:input_type -> skiff.v1.ListVolumesRequest
+	54,  // 86: skiff.v1.Volumes.Inspect:input_type -> skiff.v1.InspectVolumeRequest
+	55,  // 87: skiff.v1.Volumes.Remove:input_type -> skiff.v1.RemoveVolumeRequest
+	57,  // 88: skiff.v1.Volumes.Prune:input_type -> skiff.v1.PruneVolumesRequest
+	91,  // 89: skiff.v1.System.Version:input_type -> skiff.v1.VersionRequest
+	93,  // 90: skiff.v1.System.Info:input_type -> skiff.v1.InfoRequest
+	89,  // 91: skiff.v1.System.DiskUsage:input_type -> skiff.v1.DiskUsageRequest
+	11,  // 92: skiff.v1.Images.Pull:output_type -> skiff.v1.PullProgress
+	13,  // 93: skiff.v1.Images.List:output_type -> skiff.v1.ListImagesResponse
+	8,   // 94: skiff.v1.Images.Get:output_type -> skiff.v1.Image
+	16,  // 95: skiff.v1.Images.Remove:output_type -> skiff.v1.RemoveImageResponse
+	8,   // 96: skiff.v1.Images.Tag:output_type -> skiff.v1.Image
+	19,  // 97: skiff.v1.Images.Load:output_type -> skiff.v1.LoadResponse
+	23,  // 98: skiff.v1.Images.Save:output_type -> skiff.v1.SaveChunk
+	22,  // 99: skiff.v1.Images.Login:output_type -> skiff.v1.LoginResponse
+	2,   // 100: skiff.v1.Images.Push:output_type -> skiff.v1.PushProgress
+	4,   // 101: skiff.v1.Images.History:output_type -> skiff.v1.HistoryResponse
+	6,   // 102: skiff.v1.Images.Prune:output_type -> skiff.v1.PruneImagesResponse
+	8,   // 103: skiff.v1.Images.Import:output_type -> skiff.v1.Image
+	69,  // 104: skiff.v1.Containers.Create:output_type -> skiff.v1.CreateContainerResponse
+	67,  // 105: skiff.v1.Containers.Start:output_type -> skiff.v1.Container
+	67,  // 106: skiff.v1.Containers.Stop:output_type -> skiff.v1.Container
+	67,  // 107: skiff.v1.Containers.Kill:output_type -> skiff.v1.Container
+	67,  // 108: skiff.v1.Containers.Restart:output_type -> skiff.v1.Container
+	75,  // 109: skiff.v1.Containers.Remove:output_type -> skiff.v1.RemoveContainerResponse
+	77,  // 110: skiff.v1.Containers.List:output_type -> skiff.v1.ListContainersResponse
+	67,  // 111: skiff.v1.Containers.Inspect:output_type -> skiff.v1.Container
+	80,  // 112: skiff.v1.Containers.Wait:output_type -> skiff.v1.WaitContainerResponse
+	82,  // 113: skiff.v1.Containers.Logs:output_type -> skiff.v1.LogEntry
+	86,  // 114: skiff.v1.Containers.Attach:output_type -> skiff.v1.AttachOutput
+	88,  // 115: skiff.v1.Containers.Resize:output_type -> skiff.v1.ResizeResponse
+	67,  // 116: skiff.v1.Containers.Pause:output_type -> skiff.v1.Container
+	67,  // 117: skiff.v1.Containers.Unpause:output_type -> skiff.v1.Container
+	67,  // 118: skiff.v1.Containers.Rename:output_type -> skiff.v1.Container
+	67,  // 119: skiff.v1.Containers.Update:output_type -> skiff.v1.Container
+	30,  // 120: skiff.v1.Containers.Top:output_type -> skiff.v1.TopResponse
+	32,  // 121: skiff.v1.Containers.Stats:output_type -> skiff.v1.ContainerStats
+	86,  // 122: skiff.v1.Containers.Exec:output_type -> skiff.v1.AttachOutput
+	36,  // 123: skiff.v1.Containers.CopyTo:output_type -> skiff.v1.CopyToResponse
+	38,  // 124: skiff.v1.Containers.CopyFrom:output_type -> skiff.v1.CopyChunk
+	38,  // 125: skiff.v1.Containers.Export:output_type -> skiff.v1.CopyChunk
+	8,   // 126: skiff.v1.Containers.Commit:output_type -> skiff.v1.Image
+	39,  // 127: skiff.v1.Networks.Create:output_type -> skiff.v1.Network
+	42,  // 128: skiff.v1.Networks.List:output_type -> skiff.v1.ListNetworksResponse
+	39,  // 129: skiff.v1.Networks.Inspect:output_type -> skiff.v1.Network
+	45,  // 130: skiff.v1.Networks.Remove:output_type -> skiff.v1.RemoveNetworkResponse
+	47,  // 131: skiff.v1.Networks.Connect:output_type -> skiff.v1.ConnectNetworkResponse
+	49,  // 132: skiff.v1.Networks.Disconnect:output_type -> skiff.v1.DisconnectNetworkResponse
+	50,  // 133: skiff.v1.Volumes.Create:output_type -> skiff.v1.Volume
+	53,  // 134: skiff.v1.Volumes.List:output_type -> skiff.v1.ListVolumesResponse
+	50,  // 135: skiff.v1.Volumes.Inspect:output_type -> skiff.v1.Volume
+	56,  // 136: skiff.v1.Volumes.Remove:output_type -> skiff.v1.RemoveVolumeResponse
+	58,  // 137: skiff.v1.Volumes.Prune:output_type -> skiff.v1.PruneVolumesResponse
+	92,  // 138: skiff.v1.System.Version:output_type -> skiff.v1.VersionResponse
+	94,  // 139: skiff.v1.System.Info:output_type -> skiff.v1.InfoResponse
+	90,  // 140: skiff.v1.System.DiskUsage:output_type -> skiff.v1.DiskUsageResponse
+	92,  // [92:141] is the sub-list for method output_type
+	43,  // [43:92] is the sub-list for method input_type
+	43,  // [43:43] is the sub-list for extension type_name
+	43,  // [43:43] is the sub-list for extension extendee
+	0,   // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_skiff_proto_init() }
@@ -6440,13 +7314,13 @@ func file_skiff_v1_skiff_proto_init() {
 	if File_skiff_v1_skiff_proto != nil {
 		return
 	}
-	file_skiff_v1_skiff_proto_msgTypes[24].OneofWrappers = []any{
+	file_skiff_v1_skiff_proto_msgTypes[33].OneofWrappers = []any{
 		(*ExecInput_Start)(nil),
 		(*ExecInput_Stdin)(nil),
 		(*ExecInput_CloseStdin)(nil),
 		(*ExecInput_Resize)(nil),
 	}
-	file_skiff_v1_skiff_proto_msgTypes[74].OneofWrappers = []any{
+	file_skiff_v1_skiff_proto_msgTypes[83].OneofWrappers = []any{
 		(*AttachInput_Start)(nil),
 		(*AttachInput_Stdin)(nil),
 		(*AttachInput_CloseStdin)(nil),
@@ -6458,7 +7332,7 @@ func file_skiff_v1_skiff_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_skiff_proto_rawDesc), len(file_skiff_v1_skiff_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   93,
+			NumMessages:   106,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

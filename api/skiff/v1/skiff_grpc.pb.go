@@ -27,14 +27,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Images_Pull_FullMethodName   = "/skiff.v1.Images/Pull"
-	Images_List_FullMethodName   = "/skiff.v1.Images/List"
-	Images_Get_FullMethodName    = "/skiff.v1.Images/Get"
-	Images_Remove_FullMethodName = "/skiff.v1.Images/Remove"
-	Images_Tag_FullMethodName    = "/skiff.v1.Images/Tag"
-	Images_Load_FullMethodName   = "/skiff.v1.Images/Load"
-	Images_Save_FullMethodName   = "/skiff.v1.Images/Save"
-	Images_Login_FullMethodName  = "/skiff.v1.Images/Login"
+	Images_Pull_FullMethodName    = "/skiff.v1.Images/Pull"
+	Images_List_FullMethodName    = "/skiff.v1.Images/List"
+	Images_Get_FullMethodName     = "/skiff.v1.Images/Get"
+	Images_Remove_FullMethodName  = "/skiff.v1.Images/Remove"
+	Images_Tag_FullMethodName     = "/skiff.v1.Images/Tag"
+	Images_Load_FullMethodName    = "/skiff.v1.Images/Load"
+	Images_Save_FullMethodName    = "/skiff.v1.Images/Save"
+	Images_Login_FullMethodName   = "/skiff.v1.Images/Login"
+	Images_Push_FullMethodName    = "/skiff.v1.Images/Push"
+	Images_History_FullMethodName = "/skiff.v1.Images/History"
+	Images_Prune_FullMethodName   = "/skiff.v1.Images/Prune"
+	Images_Import_FullMethodName  = "/skiff.v1.Images/Import"
 )
 
 // ImagesClient is the client API for Images service.
@@ -61,6 +65,16 @@ type ImagesClient interface {
 	// Login checks credentials against a registry the way `docker login`
 	// does (the client stores them); a refusal is FailedPrecondition.
 	Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error)
+	// Push uploads an image to its registry (blobs concurrently, mounted
+	// across repositories where the registry allows, resumed after a broken
+	// connection); the stream reports progress per blob and ends with the
+	// pushed digest.
+	Push(ctx context.Context, in *PushRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PushProgress], error)
+	History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error)
+	// Prune removes dangling images (all unused with all).
+	Prune(ctx context.Context, in *PruneImagesRequest, opts ...grpc.CallOption) (*PruneImagesResponse, error)
+	// Import makes a one-layer image from a rootfs tarball (`skiff import`).
+	Import(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportRequest, Image], error)
 }
 
 type imagesClient struct {
@@ -172,6 +186,58 @@ func (c *imagesClient) Login(ctx context.Context, in *LoginRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *imagesClient) Push(ctx context.Context, in *PushRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PushProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Images_ServiceDesc.Streams[3], Images_Push_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PushRequest, PushProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Images_PushClient = grpc.ServerStreamingClient[PushProgress]
+
+func (c *imagesClient) History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HistoryResponse)
+	err := c.cc.Invoke(ctx, Images_History_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *imagesClient) Prune(ctx context.Context, in *PruneImagesRequest, opts ...grpc.CallOption) (*PruneImagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PruneImagesResponse)
+	err := c.cc.Invoke(ctx, Images_Prune_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *imagesClient) Import(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportRequest, Image], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Images_ServiceDesc.Streams[4], Images_Import_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ImportRequest, Image]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Images_ImportClient = grpc.ClientStreamingClient[ImportRequest, Image]
+
 // ImagesServer is the server API for Images service.
 // All implementations must embed UnimplementedImagesServer
 // for forward compatibility.
@@ -196,6 +262,16 @@ type ImagesServer interface {
 	// Login checks credentials against a registry the way `docker login`
 	// does (the client stores them); a refusal is FailedPrecondition.
 	Login(context.Context, *LoginRequest) (*LoginResponse, error)
+	// Push uploads an image to its registry (blobs concurrently, mounted
+	// across repositories where the registry allows, resumed after a broken
+	// connection); the stream reports progress per blob and ends with the
+	// pushed digest.
+	Push(*PushRequest, grpc.ServerStreamingServer[PushProgress]) error
+	History(context.Context, *HistoryRequest) (*HistoryResponse, error)
+	// Prune removes dangling images (all unused with all).
+	Prune(context.Context, *PruneImagesRequest) (*PruneImagesResponse, error)
+	// Import makes a one-layer image from a rootfs tarball (`skiff import`).
+	Import(grpc.ClientStreamingServer[ImportRequest, Image]) error
 	mustEmbedUnimplementedImagesServer()
 }
 
@@ -229,6 +305,18 @@ func (UnimplementedImagesServer) Save(*SaveRequest, grpc.ServerStreamingServer[S
 }
 func (UnimplementedImagesServer) Login(context.Context, *LoginRequest) (*LoginResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Login not implemented")
+}
+func (UnimplementedImagesServer) Push(*PushRequest, grpc.ServerStreamingServer[PushProgress]) error {
+	return status.Error(codes.Unimplemented, "method Push not implemented")
+}
+func (UnimplementedImagesServer) History(context.Context, *HistoryRequest) (*HistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method History not implemented")
+}
+func (UnimplementedImagesServer) Prune(context.Context, *PruneImagesRequest) (*PruneImagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Prune not implemented")
+}
+func (UnimplementedImagesServer) Import(grpc.ClientStreamingServer[ImportRequest, Image]) error {
+	return status.Error(codes.Unimplemented, "method Import not implemented")
 }
 func (UnimplementedImagesServer) mustEmbedUnimplementedImagesServer() {}
 func (UnimplementedImagesServer) testEmbeddedByValue()                {}
@@ -370,6 +458,60 @@ func _Images_Login_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Images_Push_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(PushRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ImagesServer).Push(m, &grpc.GenericServerStream[PushRequest, PushProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Images_PushServer = grpc.ServerStreamingServer[PushProgress]
+
+func _Images_History_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ImagesServer).History(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Images_History_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ImagesServer).History(ctx, req.(*HistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Images_Prune_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PruneImagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ImagesServer).Prune(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Images_Prune_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ImagesServer).Prune(ctx, req.(*PruneImagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Images_Import_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ImagesServer).Import(&grpc.GenericServerStream[ImportRequest, Image]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Images_ImportServer = grpc.ClientStreamingServer[ImportRequest, Image]
+
 // Images_ServiceDesc is the grpc.ServiceDesc for Images service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -397,6 +539,14 @@ var Images_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Login",
 			Handler:    _Images_Login_Handler,
 		},
+		{
+			MethodName: "History",
+			Handler:    _Images_History_Handler,
+		},
+		{
+			MethodName: "Prune",
+			Handler:    _Images_Prune_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -413,6 +563,16 @@ var Images_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Save",
 			Handler:       _Images_Save_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Push",
+			Handler:       _Images_Push_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Import",
+			Handler:       _Images_Import_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "skiff/v1/skiff.proto",
@@ -440,6 +600,8 @@ const (
 	Containers_Exec_FullMethodName     = "/skiff.v1.Containers/Exec"
 	Containers_CopyTo_FullMethodName   = "/skiff.v1.Containers/CopyTo"
 	Containers_CopyFrom_FullMethodName = "/skiff.v1.Containers/CopyFrom"
+	Containers_Export_FullMethodName   = "/skiff.v1.Containers/Export"
+	Containers_Commit_FullMethodName   = "/skiff.v1.Containers/Commit"
 )
 
 // ContainersClient is the client API for Containers service.
@@ -478,6 +640,10 @@ type ContainersClient interface {
 	// CopyTo/CopyFrom are `skiff cp`: tar streams into and out of a path.
 	CopyTo(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[CopyToRequest, CopyToResponse], error)
 	CopyFrom(ctx context.Context, in *CopyFromRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyChunk], error)
+	// Export streams the container's filesystem as a tarball.
+	Export(ctx context.Context, in *ExportContainerRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyChunk], error)
+	// Commit makes an image of the container's changes.
+	Commit(ctx context.Context, in *CommitRequest, opts ...grpc.CallOption) (*Image, error)
 }
 
 type containersClient struct {
@@ -734,6 +900,35 @@ func (c *containersClient) CopyFrom(ctx context.Context, in *CopyFromRequest, op
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Containers_CopyFromClient = grpc.ServerStreamingClient[CopyChunk]
 
+func (c *containersClient) Export(ctx context.Context, in *ExportContainerRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CopyChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Containers_ServiceDesc.Streams[6], Containers_Export_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportContainerRequest, CopyChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Containers_ExportClient = grpc.ServerStreamingClient[CopyChunk]
+
+func (c *containersClient) Commit(ctx context.Context, in *CommitRequest, opts ...grpc.CallOption) (*Image, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Image)
+	err := c.cc.Invoke(ctx, Containers_Commit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ContainersServer is the server API for Containers service.
 // All implementations must embed UnimplementedContainersServer
 // for forward compatibility.
@@ -770,6 +965,10 @@ type ContainersServer interface {
 	// CopyTo/CopyFrom are `skiff cp`: tar streams into and out of a path.
 	CopyTo(grpc.ClientStreamingServer[CopyToRequest, CopyToResponse]) error
 	CopyFrom(*CopyFromRequest, grpc.ServerStreamingServer[CopyChunk]) error
+	// Export streams the container's filesystem as a tarball.
+	Export(*ExportContainerRequest, grpc.ServerStreamingServer[CopyChunk]) error
+	// Commit makes an image of the container's changes.
+	Commit(context.Context, *CommitRequest) (*Image, error)
 	mustEmbedUnimplementedContainersServer()
 }
 
@@ -842,6 +1041,12 @@ func (UnimplementedContainersServer) CopyTo(grpc.ClientStreamingServer[CopyToReq
 }
 func (UnimplementedContainersServer) CopyFrom(*CopyFromRequest, grpc.ServerStreamingServer[CopyChunk]) error {
 	return status.Error(codes.Unimplemented, "method CopyFrom not implemented")
+}
+func (UnimplementedContainersServer) Export(*ExportContainerRequest, grpc.ServerStreamingServer[CopyChunk]) error {
+	return status.Error(codes.Unimplemented, "method Export not implemented")
+}
+func (UnimplementedContainersServer) Commit(context.Context, *CommitRequest) (*Image, error) {
+	return nil, status.Error(codes.Unimplemented, "method Commit not implemented")
 }
 func (UnimplementedContainersServer) mustEmbedUnimplementedContainersServer() {}
 func (UnimplementedContainersServer) testEmbeddedByValue()                    {}
@@ -1188,6 +1393,35 @@ func _Containers_CopyFrom_Handler(srv interface{}, stream grpc.ServerStream) err
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Containers_CopyFromServer = grpc.ServerStreamingServer[CopyChunk]
 
+func _Containers_Export_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportContainerRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ContainersServer).Export(m, &grpc.GenericServerStream[ExportContainerRequest, CopyChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Containers_ExportServer = grpc.ServerStreamingServer[CopyChunk]
+
+func _Containers_Commit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ContainersServer).Commit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Containers_Commit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ContainersServer).Commit(ctx, req.(*CommitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Containers_ServiceDesc is the grpc.ServiceDesc for Containers service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1255,6 +1489,10 @@ var Containers_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Top",
 			Handler:    _Containers_Top_Handler,
 		},
+		{
+			MethodName: "Commit",
+			Handler:    _Containers_Commit_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -1287,6 +1525,11 @@ var Containers_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "CopyFrom",
 			Handler:       _Containers_CopyFrom_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Export",
+			Handler:       _Containers_Export_Handler,
 			ServerStreams: true,
 		},
 	},
@@ -1840,8 +2083,9 @@ var Volumes_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	System_Version_FullMethodName = "/skiff.v1.System/Version"
-	System_Info_FullMethodName    = "/skiff.v1.System/Info"
+	System_Version_FullMethodName   = "/skiff.v1.System/Version"
+	System_Info_FullMethodName      = "/skiff.v1.System/Info"
+	System_DiskUsage_FullMethodName = "/skiff.v1.System/DiskUsage"
 )
 
 // SystemClient is the client API for System service.
@@ -1850,6 +2094,7 @@ const (
 type SystemClient interface {
 	Version(ctx context.Context, in *VersionRequest, opts ...grpc.CallOption) (*VersionResponse, error)
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
+	DiskUsage(ctx context.Context, in *DiskUsageRequest, opts ...grpc.CallOption) (*DiskUsageResponse, error)
 }
 
 type systemClient struct {
@@ -1880,12 +2125,23 @@ func (c *systemClient) Info(ctx context.Context, in *InfoRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *systemClient) DiskUsage(ctx context.Context, in *DiskUsageRequest, opts ...grpc.CallOption) (*DiskUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiskUsageResponse)
+	err := c.cc.Invoke(ctx, System_DiskUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SystemServer is the server API for System service.
 // All implementations must embed UnimplementedSystemServer
 // for forward compatibility.
 type SystemServer interface {
 	Version(context.Context, *VersionRequest) (*VersionResponse, error)
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
+	DiskUsage(context.Context, *DiskUsageRequest) (*DiskUsageResponse, error)
 	mustEmbedUnimplementedSystemServer()
 }
 
@@ -1901,6 +2157,9 @@ func (UnimplementedSystemServer) Version(context.Context, *VersionRequest) (*Ver
 }
 func (UnimplementedSystemServer) Info(context.Context, *InfoRequest) (*InfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Info not implemented")
+}
+func (UnimplementedSystemServer) DiskUsage(context.Context, *DiskUsageRequest) (*DiskUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DiskUsage not implemented")
 }
 func (UnimplementedSystemServer) mustEmbedUnimplementedSystemServer() {}
 func (UnimplementedSystemServer) testEmbeddedByValue()                {}
@@ -1959,6 +2218,24 @@ func _System_Info_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _System_DiskUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiskUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SystemServer).DiskUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: System_DiskUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SystemServer).DiskUsage(ctx, req.(*DiskUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // System_ServiceDesc is the grpc.ServiceDesc for System service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1973,6 +2250,10 @@ var System_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Info",
 			Handler:    _System_Info_Handler,
+		},
+		{
+			MethodName: "DiskUsage",
+			Handler:    _System_DiskUsage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
