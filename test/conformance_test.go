@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,42 +98,158 @@ func TestAddressSpaceLimitWithSeccomp(t *testing.T) {
 }
 
 // TestIDMappedMount bind-mounts a host directory ID-mapped (runtime-spec
-// mounts[].uidMappings with the "idmap" option): a file owned by root on
-// disk shows as uid 1000 through the mount. runc 1.1 has no ID-mapped
-// mounts, so only the runtime under test is run; the case with the
-// container's own user namespace is refused clearly.
+// mounts[].uidMappings/gidMappings, the "idmap" option): a file owned on
+// disk by the mapping's containerID shows through the mount as its hostID,
+// as the container sees that host ID; a file the container creates lands
+// on disk mapped back. Without a user namespace the init maps the mount
+// itself; with the container's own user namespace (root = host 100000) the
+// runtime maps a clone of the source and the init moves it into place, as
+// runc 1.2 does. runc 1.1 has no ID-mapped mounts, so only the runtime under
+// test is run, against expectations.
 func TestIDMappedMount(t *testing.T) {
 	t.Parallel()
-	src := t.TempDir()
-	if err := os.WriteFile(src+"/f", nil, 0o644); err != nil {
-		t.Fatal(err)
+	userns := func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: userNSHostID, Size: userNSSize}}
+		s.Linux.GIDMappings = s.Linux.UIDMappings
+		// As in TestUserNamespace: no cgroup mount in a user namespace.
+		var mounts []specs.Mount
+		for _, m := range s.Mounts {
+			if m.Destination != "/sys/fs/cgroup" {
+				mounts = append(mounts, m)
+			}
+		}
+		s.Mounts = mounts
 	}
-	if err := os.Chown(src+"/f", 0, 0); err != nil {
-		t.Fatal(err)
+	one := func(c, h uint32) []specs.LinuxIDMapping {
+		return []specs.LinuxIDMapping{{ContainerID: c, HostID: h, Size: 1}}
 	}
-	rt := testutil.NewRuntime(t, runtimeUnderTest, skiffBin)
-	bundle, spec := testutil.BusyboxBundle(t, "sh", "-c", "stat -c '%u:%g' /mnt/f; grep ' /mnt ' /proc/self/mountinfo")
-	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}
-	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: src,
-		Options: []string{"bind", "idmap"}, UIDMappings: m, GIDMappings: m})
-	testutil.WriteSpec(t, bundle, spec)
-	id := testutil.ContainerID(t)
-	guard(t, rt, id, bundle, src)
-	stdout, stderr, code := rt.Run(testContext(t, 60*time.Second), "run", "--bundle", bundle, id)
-	if code != 0 || !strings.HasPrefix(stdout, "1000:1000\n") || !strings.Contains(stdout, "idmapped") {
-		t.Errorf("exit %d, stdout %q, stderr %q; want the file as 1000:1000 on an idmapped mount", code, stdout, stderr)
+	tests := []struct {
+		name    string
+		userns  bool
+		owner   int      // of the source directory and of f in it, on disk
+		options []string // of the mount
+		uid     []specs.LinuxIDMapping
+		// what the container sees as owner of /mnt/f, and the owner on disk
+		// of the file it creates (as root of the container)
+		wantSeen   string
+		wantOnDisk int
+	}{
+		{name: "no-userns", owner: 0, options: []string{"bind", "idmap"}, uid: one(0, 1000),
+			// root's file shows as 1000; the container's root (host root)
+			// has no mapping through the mount and cannot create.
+			wantSeen: "1000:1000", wantOnDisk: -1},
+		{name: "userns-own-mapping", userns: true, owner: 1000, options: []string{"bind", "idmap"}, uid: one(1000, userNSHostID),
+			// disk 1000 -> host 100000 = the container's root.
+			wantSeen: "0:0", wantOnDisk: 1000},
+		{name: "userns-container-mapping", userns: true, owner: 0, options: []string{"rbind", "ridmap"},
+			// no mappings of its own: the container's (0 -> 100000).
+			wantSeen: "0:0", wantOnDisk: 0},
+		{name: "userns-unmapped-owner", userns: true, owner: 1000, options: []string{"bind"}, uid: one(0, userNSHostID),
+			// disk 1000 is not in the mount's mapping: overflow ID, and
+			// the directory is not the container root's to write.
+			wantSeen: "65534:65534", wantOnDisk: -1},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			src := t.TempDir()
+			if err := os.WriteFile(src+"/f", nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{src, src + "/f"} {
+				if err := os.Chown(p, tt.owner, tt.owner); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rt := testutil.NewRuntime(t, runtimeUnderTest, skiffBin)
+			bundle, spec := testutil.BusyboxBundle(t, "sh", "-c", "stat -c '%u:%g' /mnt/f; touch /mnt/new 2>/dev/null && echo created; grep ' /mnt ' /proc/self/mountinfo")
+			if tt.userns {
+				userns(spec)
+			}
+			// The container's root may not create it in a host-owned rootfs.
+			if err := os.Mkdir(bundle+"/rootfs/mnt", 0o755); err != nil {
+				t.Fatal(err)
+			}
+			spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: src,
+				Options: tt.options, UIDMappings: tt.uid, GIDMappings: tt.uid})
+			testutil.WriteSpec(t, bundle, spec)
+			id := testutil.ContainerID(t)
+			guard(t, rt, id, bundle, src)
+			stdout, stderr, code := rt.Run(testContext(t, 60*time.Second), "run", "--bundle", bundle, id)
+			if code != 0 || !strings.HasPrefix(stdout, tt.wantSeen+"\n") || !strings.Contains(stdout, "idmapped") {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want /mnt/f seen as %s on an idmapped mount", code, stdout, stderr, tt.wantSeen)
+			}
+			var st syscall.Stat_t
+			err := syscall.Stat(src+"/new", &st)
+			switch {
+			case tt.wantOnDisk < 0 && (err == nil || strings.Contains(stdout, "created")):
+				t.Errorf("the container created /mnt/new (%v), stdout %q; want it refused", err, stdout)
+			case tt.wantOnDisk >= 0 && err != nil:
+				t.Errorf("/mnt/new not created: %v; stdout %q", err, stdout)
+			case tt.wantOnDisk >= 0 && (int(st.Uid) != tt.wantOnDisk || int(st.Gid) != tt.wantOnDisk):
+				t.Errorf("/mnt/new is %d:%d on disk, want %d:%d", st.Uid, st.Gid, tt.wantOnDisk, tt.wantOnDisk)
+			}
+		})
+	}
+}
 
-	// With the container's own user namespace: refused, nothing left.
-	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
-	spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
-	spec.Linux.GIDMappings = spec.Linux.UIDMappings
-	testutil.WriteSpec(t, bundle, spec)
-	id2 := testutil.ContainerID(t)
-	guard(t, rt, id2, bundle, src)
-	_, stderr, code = rt.Run(testContext(t, 60*time.Second), "run", "--bundle", bundle, id2)
-	if code != 1 || !strings.Contains(stderr, "ID-mapped mounts") {
-		t.Errorf("with a user namespace: exit %d, stderr %q; want a clear refusal", code, stderr)
+// TestIDMappedMountRefused: ID-mapped mounts a container with its own user
+// namespace cannot have are refused before it starts, saying why, and
+// nothing is left behind.
+func TestIDMappedMountRefused(t *testing.T) {
+	t.Parallel()
+	own := []specs.LinuxIDMapping{{ContainerID: 0, HostID: userNSHostID, Size: 1}}
+	tests := []struct {
+		name     string
+		mount    func(t *testing.T) specs.Mount
+		mentions []string
+	}{
+		{name: "not-a-bind", mount: func(t *testing.T) specs.Mount {
+			return specs.Mount{Destination: "/mnt", Type: "tmpfs", Source: "tmpfs", Options: []string{"idmap"}}
+		}, mentions: []string{"mounts[", "only bind mounts can be ID-mapped"}},
+		{name: "uid-without-gid", mount: func(t *testing.T) specs.Mount {
+			return specs.Mount{Destination: "/mnt", Source: t.TempDir(), Options: []string{"bind"}, UIDMappings: own}
+		}, mentions: []string{"mounts[", "uidMappings and gidMappings"}},
+		{name: "missing-source", mount: func(t *testing.T) specs.Mount {
+			return specs.Mount{Destination: "/mnt", Source: "/nonexistent-idmap-source", Options: []string{"bind", "idmap"}}
+		}, mentions: []string{"mounts[", "/nonexistent-idmap-source", "does not exist"}},
+		{name: "filesystem-refuses", mount: func(t *testing.T) specs.Mount {
+			// ramfs (like overlayfs, procfs) cannot be ID-mapped.
+			dir := t.TempDir()
+			if err := syscall.Mount("ramfs", dir, "ramfs", 0, ""); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+			return specs.Mount{Destination: "/mnt", Source: dir, Options: []string{"bind", "idmap"}}
+		}, mentions: []string{"mounts[", "ramfs", "does not support ID-mapped mounts"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rt := testutil.NewRuntime(t, runtimeUnderTest, skiffBin)
+			bundle, spec := testutil.BusyboxBundle(t, "true")
+			spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+			spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: userNSHostID, Size: userNSSize}}
+			spec.Linux.GIDMappings = spec.Linux.UIDMappings
+			if err := os.Mkdir(bundle+"/rootfs/mnt", 0o755); err != nil {
+				t.Fatal(err)
+			}
+			spec.Mounts = append(spec.Mounts, tt.mount(t))
+			testutil.WriteSpec(t, bundle, spec)
+			id := testutil.ContainerID(t)
+			guard(t, rt, id, bundle)
+			_, stderr, code := rt.Run(testContext(t, 60*time.Second), "run", "--bundle", bundle, id)
+			t.Logf("stderr: %s", stderr)
+			if code != 1 {
+				t.Errorf("exit %d, stderr %q; want 1", code, stderr)
+			}
+			for _, want := range tt.mentions {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr %q does not mention %q", stderr, want)
+				}
+			}
+		})
 	}
 }
 

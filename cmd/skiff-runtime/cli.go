@@ -30,6 +30,7 @@ type globals struct {
 	debug     bool
 	systemd   bool
 	rootless  string
+	criu      string // --criu: the criu binary, looked up on PATH
 	logger    *slog.Logger
 	closeLog  func()
 }
@@ -91,12 +92,12 @@ func newRoot(g *globals) *cobra.Command {
 	pf.BoolVar(&g.debug, "debug", false, "log debug messages")
 	pf.BoolVar(&g.systemd, "systemd-cgroup", false, "manage cgroups through systemd (not supported: refused)")
 	pf.StringVar(&g.rootless, "rootless", "auto", "rootless mode: true, false or auto (only false/auto supported: skiff-runtime must run as root)")
-	pf.String("criu", "criu", "path to criu (accepted for runc compatibility; checkpoint is not supported yet)")
+	pf.StringVar(&g.criu, "criu", "criu", "path to criu (checkpoint and restore are not implemented: they only report whether CRIU could work here)")
 	root.AddCommand(
 		specCmd(), createCmd(g), startCmd(g), runCmd(g), stateCmd(g),
 		killCmd(g), deleteCmd(g), listCmd(g), execCmd(g),
 		pauseCmd(g), resumeCmd(g), psCmd(g), updateCmd(g), eventsCmd(g), featuresCmd(),
-		criuCmd("checkpoint"), criuCmd("restore"),
+		checkpointCmd(g), restoreCmd(g),
 	)
 	return root
 }

@@ -363,6 +363,9 @@ type linuxFeatures struct {
 	Seccomp      map[string]any  `json:"seccomp"`
 	Apparmor     map[string]bool `json:"apparmor"`
 	Selinux      map[string]bool `json:"selinux"`
+	// MountExtensions: ID-mapped bind mounts (mounts[].uidMappings,
+	// "idmap"/"ridmap"), with or without the container's own user namespace.
+	MountExtensions map[string]map[string]bool `json:"mountExtensions"`
 }
 
 func featuresCmd() *cobra.Command {
@@ -393,8 +396,9 @@ func featuresCmd() *cobra.Command {
 						"knownFlags":     []string{"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"},
 						"supportedFlags": []string{"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"},
 					},
-					Apparmor: map[string]bool{"enabled": false},
-					Selinux:  map[string]bool{"enabled": false},
+					Apparmor:        map[string]bool{"enabled": false},
+					Selinux:         map[string]bool{"enabled": false},
+					MountExtensions: map[string]map[string]bool{"idmap": {"enabled": true}},
 				},
 			}
 			var buf bytes.Buffer
@@ -407,19 +411,4 @@ func featuresCmd() *cobra.Command {
 			return err
 		},
 	}
-}
-
-func criuCmd(name string) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:                name + " [flags] CONTAINER_ID",
-		Short:              name + " a container with CRIU (not supported yet)",
-		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := exec.LookPath("criu"); err != nil {
-				return fmt.Errorf("%s: needs CRIU, which is not installed (Debian package criu): %w", name, errdefs.ErrNotImplemented)
-			}
-			return fmt.Errorf("%s: checkpoint/restore through CRIU is not supported by this skiff-runtime yet: %w", name, errdefs.ErrNotImplemented)
-		},
-	}
-	return cmd
 }

@@ -339,19 +339,19 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *re
 		files[initproc.EnvConsoleFD] = cs
 	}
 	// ID-mapped mounts: a user namespace fd per distinct mapping, made
-	// here and passed to the init, which maps the mounts with them.
+	// here. Without a user namespace of its own, the init maps the mounts
+	// with them itself; with one, it may not, and the runtime maps clones
+	// of the sources once the init's mount namespace exists and passes
+	// those instead (idmap.OpenTrees, below).
 	idmapFiles, err := idmap.ForMounts(s)
 	if err != nil {
 		return nil, err
 	}
 	defer idmap.CloseAll(idmapFiles)
-	if len(idmapFiles) > 0 && userNS {
-		return nil, fmt.Errorf("mounts: ID-mapped mounts in a container with its own user namespace are not supported by this skiff-runtime yet (the runtime would have to map them before the init enters its namespace): %w", errdefs.ErrNotImplemented)
-	}
 	var extra []*os.File
 	extraIndex := map[*os.File]int{} // a file shared by several mounts is passed once
 	for _, f := range idmapFiles {
-		if _, ok := extraIndex[f]; !ok {
+		if _, ok := extraIndex[f]; !ok && !userNS {
 			extraIndex[f] = len(extra)
 			extra = append(extra, f)
 		}
@@ -398,7 +398,20 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *re
 		UserNS:       userNS,
 		SeccompBPF:   seccompBPF,
 	}
-	if len(idmapFiles) > 0 {
+	switch {
+	case len(idmapFiles) > 0 && userNS:
+		trees, err := idmap.OpenTrees("/proc/"+strconv.Itoa(pid)+"/ns/mnt", bundle, s, idmapFiles)
+		if err != nil {
+			return nil, fmt.Errorf("container %q: %w", id, err)
+		}
+		defer idmap.CloseAll(trees) // the init has its copies once configured
+		sp.idmapTrees = trees
+		for i := range trees {
+			cfg.IDMapTrees = append(cfg.IDMapTrees, i)
+		}
+		sort.Ints(cfg.IDMapTrees)
+		log.Debug("ID-mapped trees made", "count", len(trees), "took", time.Since(started))
+	case len(idmapFiles) > 0:
 		cfg.IDMapFDs = map[int]int{}
 		for i, f := range idmapFiles {
 			cfg.IDMapFDs[i] = sp.extraFDs[extraIndex[f]]

@@ -67,6 +67,10 @@ type spawned struct {
 	sock *os.File
 	// extraFDs are the fd numbers of spawnReq.extra in the process.
 	extraFDs []int
+	// idmapTrees are sent to the init after its Config, for
+	// Config.IDMapTrees (mount index to detached ID-mapped tree); the
+	// caller owns and closes them.
+	idmapTrees map[int]*os.File
 }
 
 // exe returns the path to exec as `skiff-runtime init` and a cleanup. By
@@ -223,6 +227,17 @@ func (sp *spawned) configure(cfg *initproc.Config, log *slog.Logger, onHooks fun
 	cfg.Pid = sp.pid
 	if err := initproc.WriteConfig(sp.sock, cfg); err != nil {
 		return fmt.Errorf("send config to %s of container %q: %w", sp.what, sp.id, err)
+	}
+	for _, i := range cfg.IDMapTrees {
+		f := sp.idmapTrees[i]
+		if f == nil {
+			return fmt.Errorf("%s of container %q: no ID-mapped tree for mounts[%d]", sp.what, sp.id, i)
+		}
+		err := initproc.SendMountFd(sp.sock, i, int(f.Fd()))
+		runtime.KeepAlive(f)
+		if err != nil {
+			return fmt.Errorf("send the ID-mapped tree of mounts[%d] to %s of container %q: %w", i, sp.what, sp.id, err)
+		}
 	}
 	kind, payload, err := initproc.ReadMessage(sp.sock)
 	for err == nil && (kind == initproc.MsgLog || kind == initproc.MsgHooks || kind == initproc.MsgSeccompFd) {

@@ -75,6 +75,10 @@ func Main() int {
 		return 1
 	}
 	cfg := *cfgp
+	if err := receiveMountFds(sync, &cfg); err != nil {
+		_ = WriteMessage(sync, MsgError, []byte(err.Error()))
+		return 1
+	}
 	if !cfg.Exec && fifoFD < 0 {
 		_ = WriteMessage(sync, MsgError, []byte(EnvFifoFD+" is not set"))
 		return 1
@@ -224,6 +228,7 @@ func setupContainer(cfg *Config, tr *tracer, sync io.ReadWriter, consoleSock *os
 		UserNS:      cfg.UserNS,
 		HostMountNS: cfg.HostMountNS,
 		IDMapFDs:    cfg.IDMapFDs,
+		IDMapTrees:  cfg.idmapTreeFDs,
 	}
 	if cfg.NewMountNS {
 		if err := rootfs.Prepare(rc); err != nil {
@@ -232,10 +237,12 @@ func setupContainer(cfg *Config, tr *tracer, sync io.ReadWriter, consoleSock *os
 		tr.step("rootfs prepared")
 	}
 	closed := map[int]bool{}
-	for _, fd := range cfg.IDMapFDs {
-		if !closed[fd] {
-			closed[fd] = true
-			_ = unix.Close(fd) // the mounts are mapped; nothing else needs them
+	for _, fds := range []map[int]int{cfg.IDMapFDs, cfg.idmapTreeFDs} {
+		for _, fd := range fds {
+			if !closed[fd] {
+				closed[fd] = true
+				_ = unix.Close(fd) // the mounts are mapped; nothing else needs them
+			}
 		}
 	}
 	if err := runCreateHooks(cfg, sync); err != nil {

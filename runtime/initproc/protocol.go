@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -33,6 +34,11 @@ const (
 	// MsgSeccompFd: init → parent: the seccomp notify fd follows, attached
 	// (SCM_RIGHTS) to one byte sent right after this message.
 	MsgSeccompFd byte = 'S'
+	// MsgMountFd: parent → init, right after MsgConfig, once for each
+	// index of Config.IDMapTrees in order: the payload is the mount's index
+	// in decimal; the detached ID-mapped tree of that mount follows,
+	// attached (SCM_RIGHTS) to one byte sent right after this message.
+	MsgMountFd byte = 'M'
 )
 
 // Config is what the parent tells the init process, as JSON.
@@ -75,6 +81,13 @@ type Config struct {
 	// IDMapFDs maps the index of an ID-mapped mount to the fd (inherited)
 	// of a user namespace carrying its mapping.
 	IDMapFDs map[int]int `json:"idmapFds,omitempty"`
+	// IDMapTrees lists the indices of the ID-mapped mounts whose detached,
+	// already ID-mapped trees the parent sends after the Config (one
+	// MsgMountFd each, in this order): a container with a user namespace
+	// of its own gets its ID-mapped mounts this way (runtime/idmap.OpenTrees).
+	IDMapTrees []int `json:"idmapTrees,omitempty"`
+	// idmapTreeFDs are the received trees: mount index to fd.
+	idmapTreeFDs map[int]int
 
 	// filter is linux.seccomp ready to install.
 	filter *seccomp.Filter
@@ -198,10 +211,47 @@ func WriteConfig(w io.Writer, c *Config) error {
 
 // SendFd sends fd attached to one byte, after a MsgSeccompFd message.
 func SendFd(sock *os.File, fd int) error {
-	if err := WriteMessage(sock, MsgSeccompFd, nil); err != nil {
+	return sendFd(sock, MsgSeccompFd, nil, fd)
+}
+
+// SendMountFd sends the detached ID-mapped tree of mounts[index] (fd) to
+// the init: a MsgMountFd message naming the index, then the fd attached to
+// one byte.
+func SendMountFd(sock *os.File, index, fd int) error {
+	return sendFd(sock, MsgMountFd, []byte(strconv.Itoa(index)), fd)
+}
+
+func sendFd(sock *os.File, kind byte, payload []byte, fd int) error {
+	if err := WriteMessage(sock, kind, payload); err != nil {
 		return err
 	}
 	return unix.Sendmsg(int(sock.Fd()), []byte{0}, unix.UnixRights(fd), nil, 0)
+}
+
+// receiveMountFds receives the trees the parent sends after the Config
+// (SendMountFd), one for each index of c.IDMapTrees, into c.idmapTreeFDs.
+// On error the fds received so far are closed.
+func receiveMountFds(sock *os.File, c *Config) error {
+	fds := make(map[int]int, len(c.IDMapTrees))
+	for _, want := range c.IDMapTrees {
+		kind, payload, err := ReadMessage(sock)
+		if err == nil && (kind != MsgMountFd || string(payload) != strconv.Itoa(want)) {
+			err = fmt.Errorf("got message %q %q, want %q for mounts[%d]", kind, payload, MsgMountFd, want)
+		}
+		var fd int
+		if err == nil {
+			fd, err = ReceiveFd(sock)
+		}
+		if err != nil {
+			for _, fd := range fds {
+				_ = unix.Close(fd)
+			}
+			return fmt.Errorf("receive the ID-mapped tree of mounts[%d] from the runtime: %w", want, err)
+		}
+		fds[want] = fd
+	}
+	c.idmapTreeFDs = fds
+	return nil
 }
 
 // ReceiveFd receives the fd sent by SendFd once its MsgSeccompFd message

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -146,5 +147,65 @@ func TestSendReceiveFd(t *testing.T) {
 	var st1, st2 unix.Stat_t
 	if unix.Fstat(got, &st1) != nil || unix.Fstat(int(f.Fd()), &st2) != nil || st1.Rdev != st2.Rdev {
 		t.Fatal("the received fd is not /dev/null")
+	}
+}
+
+// TestMountFds sends trees as the runtime does after the Config and
+// receives them as the init does: in order, each checked against its index;
+// a mismatch fails and leaves nothing open.
+func TestMountFds(t *testing.T) {
+	tests := []struct {
+		name    string
+		sent    []int // indices the parent sends, in order
+		want    []int // Config.IDMapTrees
+		wantErr string
+	}{
+		{"none", nil, nil, ""},
+		{"two", []int{2, 5}, []int{2, 5}, ""},
+		{"wrong index", []int{3}, []int{2}, "mounts[2]"},
+		{"missing", []int{2}, []int{2, 5}, "mounts[5]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b := os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b")
+			defer b.Close()
+			f, err := os.Open("/dev/null")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			for _, i := range tt.sent {
+				if err := SendMountFd(a, i, int(f.Fd())); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a.Close() // the parent is gone after sending
+			c := &Config{IDMapTrees: tt.want}
+			err = receiveMountFds(b, c)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || c.idmapTreeFDs != nil {
+					t.Fatalf("error %v, fds %v: want an error naming %s and no fds", err, c.idmapTreeFDs, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || len(c.idmapTreeFDs) != len(tt.want) {
+				t.Fatalf("fds %v, %v: want one for each of %v", c.idmapTreeFDs, err, tt.want)
+			}
+			for _, i := range tt.want {
+				fd, ok := c.idmapTreeFDs[i]
+				var st1, st2 unix.Stat_t
+				if !ok || unix.Fstat(fd, &st1) != nil || unix.Fstat(int(f.Fd()), &st2) != nil || st1.Rdev != st2.Rdev {
+					t.Errorf("mounts[%d]: fd %d is not the one sent", i, fd)
+				}
+				if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {
+					t.Errorf("mounts[%d]: fd flags %#x, %v: want close-on-exec", i, flags, err)
+				}
+				unix.Close(fd)
+			}
+		})
 	}
 }

@@ -42,6 +42,8 @@ type childRequest struct {
 	Script string
 	// IDMapFDs is Config.IDMapFDs: fds the child inherits (runChildFiles).
 	IDMapFDs map[int]int
+	// IDMapTrees is Config.IDMapTrees: fds the child inherits.
+	IDMapTrees map[int]int
 }
 
 type childMount struct {
@@ -96,7 +98,7 @@ func runChildRequest(path string) (res childResult) {
 			return fail("comount", err)
 		}
 	}
-	c := &Config{Spec: req.Spec, Rootfs: req.Rootfs, NoPivot: req.NoPivot, CgroupPaths: req.CgroupPaths, CgroupNS: req.CgroupNS, UserNS: req.UserNS, IDMapFDs: req.IDMapFDs}
+	c := &Config{Spec: req.Spec, Rootfs: req.Rootfs, NoPivot: req.NoPivot, CgroupPaths: req.CgroupPaths, CgroupNS: req.CgroupNS, UserNS: req.UserNS, IDMapFDs: req.IDMapFDs, IDMapTrees: req.IDMapTrees}
 	if err := prepare(c, req.ForceCgroup2); err != nil {
 		return fail("prepare", err)
 	}

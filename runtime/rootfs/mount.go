@@ -22,7 +22,8 @@ type mountEntry struct {
 	opts   mountOptions
 	// idmap: an ID-mapped bind mount ("idmap", "ridmap", or the mount's own
 	// uidMappings/gidMappings), made with the user namespace fd the runtime
-	// passed in Config.IDMapFDs.
+	// passed in Config.IDMapFDs, or moved from the ID-mapped tree it passed
+	// in Config.IDMapTrees.
 	idmap bool
 }
 
@@ -261,18 +262,40 @@ func (p *preparer) mountOther(e *mountEntry) (string, error) {
 }
 
 func (p *preparer) mountBind(e *mountEntry) (string, error) {
-	fi, err := os.Stat(e.source)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("%w: bind source %q does not exist; create it or fix the mount's source", errdefs.ErrNotFound, e.source)
+	tree := -1
+	if e.idmap {
+		fd, ok, err := p.idmapTree(e)
+		if err != nil {
+			return "", err
 		}
-		return "", fmt.Errorf("bind source: %w", err)
+		if ok {
+			tree = fd
+		}
+	}
+	var isDir bool
+	if tree >= 0 {
+		// The runtime's clone is what gets mounted: its type decides
+		// the destination's. The source path is not looked at here.
+		var st unix.Stat_t
+		if err := unix.Fstat(tree, &st); err != nil {
+			return "", fmt.Errorf("stat the ID-mapped tree the runtime passed (fd %d): %w", tree, err)
+		}
+		isDir = st.Mode&unix.S_IFMT == unix.S_IFDIR
+	} else {
+		fi, err := os.Stat(e.source)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return "", fmt.Errorf("%w: bind source %q does not exist; create it or fix the mount's source", errdefs.ErrNotFound, e.source)
+			}
+			return "", fmt.Errorf("bind source: %w", err)
+		}
+		isDir = fi.IsDir()
 	}
 	kind := createFile
-	if fi.IsDir() {
+	if isDir {
 		kind = createDir
 	}
-	if err := p.checkProcMount(e, true); err != nil {
+	if err := p.checkProcMount(e, tree < 0); err != nil {
 		return "", err
 	}
 	f, resolved, err := p.openDest(e, kind)
@@ -281,9 +304,25 @@ func (p *preparer) mountBind(e *mountEntry) (string, error) {
 	}
 	defer f.Close()
 	if e.idmap {
-		return resolved, p.bindIDMapped(e, f, resolved)
+		return resolved, p.bindIDMapped(e, tree, f, resolved)
 	}
 	return resolved, p.bindOnto(e, f, resolved)
+}
+
+// idmapTree returns the detached ID-mapped tree the runtime passed for e
+// (Config.IDMapTrees), if it passed one, checking that it is the root of a
+// mount: anything else is ErrInvalidArgument.
+func (p *preparer) idmapTree(e *mountEntry) (int, bool, error) {
+	fd, ok := p.cfg.IDMapTrees[e.index]
+	if !ok || e.index < 0 {
+		return -1, false, nil
+	}
+	var stx unix.Statx_t
+	err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE, &stx)
+	if err != nil || stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 || stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+		return -1, false, fmt.Errorf("%s: %w: Config.IDMapTrees gives fd %d, which is not the root of a mount tree (statx: %v)", e.name(), errdefs.ErrInvalidArgument, fd, err)
+	}
+	return fd, true, nil
 }
 
 // idmapFD returns the user namespace fd the runtime passed for e, checking
@@ -307,33 +346,17 @@ func (p *preparer) idmapFD(e *mountEntry) (int, error) {
 // every mount of the tree for "ridmap", else on its top only), move it onto
 // the destination's checked handle, then remount it with e's flags like
 // any other bind mount.
-func (p *preparer) bindIDMapped(e *mountEntry, f *os.File, resolved string) error {
-	usernsFD, err := p.idmapFD(e)
-	if err != nil {
-		return err
-	}
-	treeFlags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
-	if e.opts.flags&unix.MS_REC != 0 {
-		treeFlags |= unix.AT_RECURSIVE
-	}
-	tree, err := unix.OpenTree(unix.AT_FDCWD, e.source, treeFlags)
-	if err != nil {
-		return fmt.Errorf("open_tree(%q, clone): %w", e.source, err)
-	}
-	defer unix.Close(tree)
-	attrFlags := uint(unix.AT_EMPTY_PATH)
-	if e.opts.idmapRecursive {
-		attrFlags |= unix.AT_RECURSIVE
-	}
-	if err := unix.MountSetattr(tree, "", attrFlags, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(usernsFD)}); err != nil {
-		hint := ""
-		if errors.Is(err, unix.EINVAL) {
-			hint = " (does the source's filesystem support ID-mapped mounts on this kernel? is it already ID-mapped?)"
+//
+// tree, if not -1, is the clone the runtime already made and ID-mapped
+// (Config.IDMapTrees): it is only moved and remounted. The caller keeps
+// ownership of it.
+func (p *preparer) bindIDMapped(e *mountEntry, tree int, f *os.File, resolved string) error {
+	if tree < 0 {
+		var err error
+		if tree, err = p.idmappedClone(e); err != nil {
+			return err
 		}
-		if errors.Is(err, unix.EPERM) && p.cfg.UserNS {
-			hint = " (inside the container's user namespace the init has no privilege over the mapping's namespace: with a user namespace, ID-mapped mounts are not supported yet)"
-		}
-		return fmt.Errorf("set MOUNT_ATTR_IDMAP on the clone of %s: %w%s", e.source, err, hint)
+		defer unix.Close(tree)
 	}
 	// The destination is the checked handle itself (T_EMPTY_PATH): move_mount
 	// does not follow the /proc fd magic link unless asked to.
@@ -356,6 +379,39 @@ func (p *preparer) bindIDMapped(e *mountEntry, f *os.File, resolved string) erro
 	return p.root.withProcfd(top, resolved, func(procfd string) error {
 		return remountBind(procfd, e.opts.flags)
 	})
+}
+
+// idmappedClone clones e.source into a detached tree and ID-maps it with
+// the user namespace fd the runtime passed (Config.IDMapFDs).
+func (p *preparer) idmappedClone(e *mountEntry) (int, error) {
+	usernsFD, err := p.idmapFD(e)
+	if err != nil {
+		return -1, err
+	}
+	treeFlags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	if e.opts.flags&unix.MS_REC != 0 {
+		treeFlags |= unix.AT_RECURSIVE
+	}
+	tree, err := unix.OpenTree(unix.AT_FDCWD, e.source, treeFlags)
+	if err != nil {
+		return -1, fmt.Errorf("open_tree(%q, clone): %w", e.source, err)
+	}
+	attrFlags := uint(unix.AT_EMPTY_PATH)
+	if e.opts.idmapRecursive {
+		attrFlags |= unix.AT_RECURSIVE
+	}
+	if err := unix.MountSetattr(tree, "", attrFlags, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(usernsFD)}); err != nil {
+		unix.Close(tree)
+		hint := ""
+		if errors.Is(err, unix.EINVAL) {
+			hint = " (does the source's filesystem support ID-mapped mounts on this kernel? is it already ID-mapped?)"
+		}
+		if errors.Is(err, unix.EPERM) && p.cfg.UserNS {
+			hint = " (inside the container's user namespace the init has no privilege over the mapping's namespace: the runtime must make the ID-mapped tree itself and pass it in Config.IDMapTrees)"
+		}
+		return -1, fmt.Errorf("set MOUNT_ATTR_IDMAP on the clone of %s: %w%s", e.source, err, hint)
+	}
+	return tree, nil
 }
 
 // bindOnto bind-mounts e.source onto f, then remounts it with e's flags if it

@@ -45,8 +45,18 @@ type Config struct {
 	// fd, open in this process, on a user namespace carrying the mappings to
 	// apply (see runtime/idmap): the runtime opens them before the init
 	// starts and passes them down. Prepare uses them but does not close them.
-	// An ID-mapped mount without an entry is ErrNotImplemented.
+	// An ID-mapped mount without an entry here or in IDMapTrees is
+	// ErrNotImplemented.
 	IDMapFDs map[int]int
+	// IDMapTrees maps the index in Spec.Mounts of an ID-mapped bind mount
+	// to an fd, open in this process, on a detached mount tree the runtime
+	// already cloned from the mount's source and ID-mapped
+	// (runtime/idmap.OpenTrees): the way for a container with a user
+	// namespace of its own, whose init may not ID-map the host's mounts.
+	// Prepare moves each onto the mount's destination, resolved inside the
+	// rootfs like any other, and does not close them. It takes precedence
+	// over IDMapFDs.
+	IDMapTrees map[int]int
 }
 
 // preparer carries the state of one Prepare call.
@@ -234,8 +244,12 @@ func prepare(c *Config, forceCgroup2 bool) error {
 			return err
 		}
 		if e.idmap {
-			if _, err := p.idmapFD(e); err != nil {
+			if _, ok, err := p.idmapTree(e); err != nil {
 				return err
+			} else if !ok {
+				if _, err := p.idmapFD(e); err != nil {
+					return err
+				}
 			}
 		}
 		entries = append(entries, e)
