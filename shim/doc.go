@@ -67,8 +67,23 @@
 // one JSON response (package proto): state, start, kill {signal, all},
 // wait (blocks until the exit is recorded), attach {stdin,
 // closeStdinOnEOF} (then frames both ways), close-stdin, resize {width,
-// height}, delete {force} and shutdown {force}. Errors carry an errdefs
-// class. exec is not implemented.
+// height}, delete {force}, shutdown {force}, pause, resume, and exec
+// {execId, process, terminal, stdin, resize}. Errors carry an errdefs
+// class.
+//
+// pause and resume run the runtime's pause and resume; state then says
+// "paused" (kept by the shim, which outlives the engine). A SIGKILL to a
+// paused container resumes it, so that it dies.
+//
+// exec runs the runtime's exec --process <process> --pid-file … --detach
+// [--tty --console-socket …] with pipes of its own (or receives the
+// process's pty master), removes the process file, answers {pid} once the
+// process runs, then relays that process's stdio on the connection as
+// attach frames and ends with an exit frame. The process is the shim's
+// (the subreaper reaps it): it survives the engine, and a client that
+// goes away leaves it running (its output is then dropped). Unlike attach,
+// a slow client is not dropped: the process waits. Exec output is not
+// written to the container log.
 //
 // # Exit
 //

@@ -219,6 +219,7 @@ func runDaemon(cfg Config, ready *os.File) (err error) {
 		exited:     make(chan struct{}),
 		quit:       make(chan struct{}),
 		attached:   map[*attachClient]struct{}{},
+		execs:      map[string]*execProc{},
 	}
 	if err := m.listen(); err != nil {
 		return err

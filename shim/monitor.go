@@ -53,11 +53,16 @@ type monitor struct {
 	quit     chan struct{}
 	quitOnce sync.Once
 
+	// pauseMu serialises the runtime's pause and resume.
+	pauseMu sync.Mutex
+
 	mu       sync.Mutex
 	pid      int
 	started  bool
+	paused   bool
 	exit     *exitStatus
 	attached map[*attachClient]struct{}
+	execs    map[string]*execProc
 	writers  sync.WaitGroup // attach writers, flushed before the shim exits
 }
 
@@ -301,6 +306,8 @@ func (m *monitor) state() *state {
 		s.Status = statusStopped
 		e := *m.exit
 		s.Exit = &e
+	case m.paused:
+		s.Status = statusPaused
 	case m.started:
 		s.Status = statusRunning
 	}
@@ -352,6 +359,9 @@ func (m *monitor) kill(sig int, all bool) error {
 			return m.errorf(errdefs.ErrFailedPrecondition, "kill: it has exited already (state tells its exit code)")
 		}
 		return m.errorf(errdefs.ErrFailedPrecondition, "runtime kill failed: "+err.Error())
+	}
+	if sig == int(unix.SIGKILL) {
+		m.resumeAfterKill()
 	}
 	return nil
 }

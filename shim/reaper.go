@@ -22,8 +22,11 @@ type reaper struct {
 	// stopKeeping: the init may exit before the shim has read its pid.
 	unclaimed map[int]unix.WaitStatus
 	keep      bool
-	sig       chan os.Signal
-	done      chan struct{}
+	// holds counts the execs starting: while one does, statuses are kept
+	// again, since an exec'd process may exit before its pid is read.
+	holds int
+	sig   chan os.Signal
+	done  chan struct{}
 }
 
 func newReaper() *reaper {
@@ -71,7 +74,7 @@ func (r *reaper) reap() {
 		if ch, ok := r.waiters[pid]; ok {
 			delete(r.waiters, pid)
 			ch <- ws
-		} else if r.keep {
+		} else if r.keep || r.holds > 0 {
 			r.unclaimed[pid] = ws
 		}
 	}
@@ -130,4 +133,24 @@ func (r *reaper) stopKeeping() {
 	defer r.mu.Unlock()
 	r.keep = false
 	clear(r.unclaimed)
+}
+
+// hold keeps the statuses of unclaimed children until the matching
+// release: an exec's process is reparented to the shim when the runtime's
+// exec --detach returns, and may exit before the shim has read its pid.
+func (r *reaper) hold() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.holds++
+}
+
+// release ends a hold; with none left (and the init claimed), the kept
+// statuses are dropped.
+func (r *reaper) release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.holds--
+	if r.holds == 0 && !r.keep {
+		clear(r.unclaimed)
+	}
 }

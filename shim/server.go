@@ -70,6 +70,13 @@ func (m *monitor) handle(conn *os.File) {
 	case opAttach:
 		m.attach(conn, br, req)
 		return // attach owns conn
+	case opExec:
+		m.exec(conn, br, req)
+		return // exec owns conn
+	case opPause:
+		err = m.pause()
+	case opResume:
+		err = m.resume()
 	case opCloseStdin:
 		err = m.closeStdin()
 	case opResize:
@@ -84,7 +91,7 @@ func (m *monitor) handle(conn *os.File) {
 			after = m.requestQuit
 		}
 	default:
-		err = m.errorf(errdefs.ErrNotImplemented, "unknown request "+quote(req.Op)+" (known: state, start, kill, wait, attach, close-stdin, resize, delete, shutdown)")
+		err = m.errorf(errdefs.ErrNotImplemented, "unknown request "+quote(req.Op)+" (known: state, start, kill, wait, attach, exec, pause, resume, close-stdin, resize, delete, shutdown)")
 	}
 	if err != nil {
 		m.log.Warn("request failed", "op", req.Op, "err", err)

@@ -39,6 +39,9 @@ const (
 	opResize     = "resize"
 	opDelete     = "delete"
 	opShutdown   = "shutdown"
+	opExec       = "exec"
+	opPause      = "pause"
+	opResume     = "resume"
 )
 
 // Container statuses (proto.StatusCreated, …).
@@ -46,6 +49,7 @@ const (
 	statusCreated = "created"
 	statusRunning = "running"
 	statusStopped = "stopped"
+	statusPaused  = "paused"
 )
 
 // Frame types of an attach stream (proto.FrameStdout, …) and the largest
@@ -94,6 +98,9 @@ type request struct {
 	Stdin           bool
 	CloseStdinOnEOF bool
 	Resize          *resize
+	ExecID          string
+	Process         string
+	Terminal        bool
 }
 
 // resize is proto.Resize.
@@ -126,6 +133,7 @@ type response struct {
 	Class string
 	State *state
 	Exit  *exitStatus
+	Pid   int
 }
 
 // errorResponse is proto.ErrorResponse.
@@ -193,6 +201,10 @@ func (r *response) appendJSON(b []byte) []byte {
 	if r.Exit != nil {
 		b = append(sep(b), `"exit":`...)
 		b = r.Exit.appendJSON(b)
+	}
+	if r.Pid != 0 {
+		b = append(sep(b), `"pid":`...)
+		b = strconv.AppendInt(b, int64(r.Pid), 10)
 	}
 	return append(b, '}')
 }
@@ -655,6 +667,12 @@ func parseRequest(data []byte) (request, error) {
 			return d.boolean(&req.Stdin)
 		case keyIs(key, "closeStdinOnEOF"):
 			return d.boolean(&req.CloseStdinOnEOF)
+		case keyIs(key, "execId"):
+			return d.str(&req.ExecID)
+		case keyIs(key, "process"):
+			return d.str(&req.Process)
+		case keyIs(key, "terminal"):
+			return d.boolean(&req.Terminal)
 		case keyIs(key, "resize"):
 			if d.null() {
 				req.Resize = nil

@@ -21,7 +21,9 @@ func TestConstantsMatchProto(t *testing.T) {
 		{opState, proto.OpState}, {opStart, proto.OpStart}, {opKill, proto.OpKill}, {opWait, proto.OpWait},
 		{opAttach, proto.OpAttach}, {opCloseStdin, proto.OpCloseStdin}, {opResize, proto.OpResize},
 		{opDelete, proto.OpDelete}, {opShutdown, proto.OpShutdown},
+		{opExec, proto.OpExec}, {opPause, proto.OpPause}, {opResume, proto.OpResume},
 		{statusCreated, proto.StatusCreated}, {statusRunning, proto.StatusRunning}, {statusStopped, proto.StatusStopped},
+		{statusPaused, proto.StatusPaused},
 		{frameStdout, proto.FrameStdout}, {frameStderr, proto.FrameStderr}, {frameExit, proto.FrameExit},
 		{frameStdin, proto.FrameStdin}, {frameStdinEOF, proto.FrameStdinEOF}, {frameResize, proto.FrameResize},
 		{maxFramePayload, proto.MaxFramePayload}, {classInternal, proto.ClassInternal},
@@ -64,6 +66,8 @@ func TestJSONMatchesEncodingJSON(t *testing.T) {
 				Exit: &proto.Exit{Code: 137, Signal: 9, ExitedAt: ts}}}},
 			{response{State: &state{ID: s, Status: statusRunning, Stdin: true}}, proto.Response{State: &proto.State{ID: s, Status: proto.StatusRunning, Stdin: true}}},
 			{response{Exit: &exitStatus{Code: 3, ExitedAt: ts.Add(time.Nanosecond)}}, proto.Response{Exit: &proto.Exit{Code: 3, ExitedAt: ts.Add(time.Nanosecond)}}},
+			{response{Pid: 4242}, proto.Response{Pid: 4242}},
+			{response{State: &state{ID: s, Status: statusPaused}, Pid: 1}, proto.Response{State: &proto.State{ID: s, Status: proto.StatusPaused}, Pid: 1}},
 		}
 		for _, r := range responses {
 			want, _ := json.Marshal(r.theirs)
@@ -86,6 +90,8 @@ func TestParseRequest(t *testing.T) {
 		proto.Request{Op: proto.OpDelete, Force: true},
 		proto.Request{Op: proto.OpAttach, Stdin: true, CloseStdinOnEOF: true},
 		proto.Request{Op: proto.OpResize, Resize: &proto.Resize{Width: 65535, Height: 1}},
+		proto.Request{Op: proto.OpExec, ExecID: "e1", Process: "/run/x/process.json", Terminal: true, Stdin: true, Resize: &proto.Resize{Width: 80, Height: 24}},
+		proto.Request{Op: proto.OpPause}, proto.Request{Op: proto.OpResume},
 	)
 	var inputs []string
 	for _, r := range reqs {
@@ -99,6 +105,7 @@ func TestParseRequest(t *testing.T) {
 		`{"resize":{"width":-1}}`, `{"resize":[]}`, `[]`, `"x"`, `null`, ``, `{`, `{"op":"state"} x`, `{"op":"state",}`,
 		`{"op" "state"}`, `{"op":"st`+"\x01"+`ate"}`, `{"signal":01}`, `{"signal":-}`, " {\"op\" : \"state\" } \r\n",
 		`{"resize":{"width":3},"resize":{"height":4}}`, `{"op":"\/\b\f\n\r\t\\\""}`, "{\"op\":\"a\xffb\"}",
+		`{"execid":"x","PROCESS":"/p","terminal":true}`, `{"terminal":"yes"}`, `{"process":7}`,
 	)
 	for _, in := range inputs {
 		var want proto.Request
@@ -111,7 +118,8 @@ func TestParseRequest(t *testing.T) {
 		if werr != nil {
 			continue
 		}
-		mine := proto.Request{Op: got.Op, Signal: got.Signal, All: got.All, Force: got.Force, Stdin: got.Stdin, CloseStdinOnEOF: got.CloseStdinOnEOF}
+		mine := proto.Request{Op: got.Op, Signal: got.Signal, All: got.All, Force: got.Force, Stdin: got.Stdin, CloseStdinOnEOF: got.CloseStdinOnEOF,
+			ExecID: got.ExecID, Process: got.Process, Terminal: got.Terminal}
 		if got.Resize != nil {
 			mine.Resize = &proto.Resize{Width: got.Resize.Width, Height: got.Resize.Height}
 		}

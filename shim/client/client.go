@@ -359,7 +359,12 @@ func (a *Attachment) copyInput(in io.Reader) {
 			}
 		}
 		if err != nil {
-			a.send(proto.FrameStdinEOF, nil)
+			// Only the input's end closes the container's stdin; an
+			// input that failed (a client that went away, or detached)
+			// leaves it open.
+			if errors.Is(err, io.EOF) {
+				a.send(proto.FrameStdinEOF, nil)
+			}
 			return
 		}
 	}
@@ -394,6 +399,68 @@ func (a *Attachment) Close() error {
 	<-a.done
 	return err
 }
+
+// Pause freezes the container's processes (runtime pause); State then
+// says paused.
+func (c *Client) Pause(ctx context.Context) error {
+	_, err := c.call(ctx, proto.Request{Op: proto.OpPause})
+	return err
+}
+
+// Resume thaws a paused container (runtime resume).
+func (c *Client) Resume(ctx context.Context) error {
+	_, err := c.call(ctx, proto.Request{Op: proto.OpResume})
+	return err
+}
+
+// ExecOptions describe a process to run in the container.
+type ExecOptions struct {
+	// ID names the exec (letters, digits, '-', '_', '.'), unique among the
+	// container's running execs.
+	ID string
+	// ProcessFile is the absolute path of the process's runtime-spec
+	// process.json; the shim removes it once the runtime has read it.
+	ProcessFile string
+	// Terminal gives the process a pty (the process must have terminal
+	// true); Width and Height are its initial size (0: the default).
+	Terminal      bool
+	Width, Height uint16
+	// Stdin, if not nil, is copied to the process's stdin; its end (EOF)
+	// closes the process's stdin (with a terminal: sends ^D).
+	Stdin io.Reader
+	// Stdout and Stderr receive the output (nil: discarded). With a
+	// terminal everything comes on Stdout.
+	Stdout, Stderr io.Writer
+}
+
+// Exec starts a process in the running container through the shim, which
+// owns it (it survives the engine), and streams its stdio. The returned
+// Attachment's Wait returns the process's exit status; Close leaves the
+// process running. A runtime that cannot start the process is an error
+// of class errdefs.ErrFailedPrecondition carrying the runtime's message.
+func (c *Client) Exec(ctx context.Context, o ExecOptions) (*Attachment, int, error) {
+	req := proto.Request{Op: proto.OpExec, ExecID: o.ID, Process: o.ProcessFile, Terminal: o.Terminal, Stdin: o.Stdin != nil}
+	if o.Width > 0 && o.Height > 0 {
+		req.Resize = &proto.Resize{Width: o.Width, Height: o.Height}
+	}
+	conn, br, resp, err := c.roundTrip(ctx, req)
+	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
+		return nil, 0, err
+	}
+	a := &Attachment{conn: conn, done: make(chan struct{})}
+	go a.readOutput(br, o.Stdout, o.Stderr)
+	if o.Stdin != nil {
+		go a.copyInput(o.Stdin)
+	}
+	return a, resp.Pid, nil
+}
+
+// CloseStdin ends the input of the attached process (FrameStdinEOF): for
+// an exec, its stdin is closed (with a terminal: ^D is sent).
+func (a *Attachment) CloseStdin() error { return a.send(proto.FrameStdinEOF, nil) }
 
 // ErrGone reports whether err means the shim is gone (errdefs class not
 // found), so that the engine should fall back on the exit file and the

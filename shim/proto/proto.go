@@ -17,6 +17,15 @@
 // in both directions until the container has exited and its output is
 // drained (the shim then sends FrameExit and closes) or either side closes.
 //
+// For "exec", the shim runs the runtime's exec (detached, with pipes or a
+// pty of its own) and answers once the process runs (Response.Pid) or the
+// runtime failed; the connection then carries that process's Frames as an
+// attach does, ending with FrameExit carrying its exit status. The process
+// belongs to the shim, not to the connection: a client that closes early
+// leaves it running (its output is then dropped), and it survives the
+// engine. Unlike attach, output is not dropped for a slow client: the
+// process waits.
+//
 // # Frames
 //
 // A frame is a 5-byte header, the type (one byte) and the length of the
@@ -70,6 +79,9 @@ const (
 	OpResize     = "resize"      // set the terminal's size
 	OpDelete     = "delete"      // runtime delete; then the shim exits
 	OpShutdown   = "shutdown"    // the shim exits, leaving the container to the runtime
+	OpExec       = "exec"        // runtime exec of a new process; then frames (see the package doc)
+	OpPause      = "pause"       // runtime pause (freeze every process)
+	OpResume     = "resume"      // runtime resume
 )
 
 // Request is the one message a client sends on a new connection.
@@ -89,8 +101,19 @@ type Request struct {
 	// CloseStdinOnEOF (attach) closes the container's stdin when this
 	// client sends FrameStdinEOF (docker's StdinOnce).
 	CloseStdinOnEOF bool `json:"closeStdinOnEOF,omitempty"`
-	// Resize (resize) is the new size of the terminal.
+	// Resize (resize) is the new size of the terminal; (exec) the initial
+	// size of the exec's terminal.
 	Resize *Resize `json:"resize,omitempty"`
+	// ExecID (exec) names the process, for the shim's log and its files;
+	// letters, digits, '-', '_' and '.'.
+	ExecID string `json:"execId,omitempty"`
+	// Process (exec) is the absolute path of the process's runtime-spec
+	// process.json (the runtime's exec --process); the shim removes it
+	// once the runtime has read it.
+	Process string `json:"process,omitempty"`
+	// Terminal (exec) gives the process a pty (process.json must have
+	// terminal true); Stdin (exec) a stdin the client writes to.
+	Terminal bool `json:"terminal,omitempty"`
 }
 
 // Resize is a terminal size in character cells.
@@ -104,6 +127,8 @@ const (
 	StatusCreated = "created"
 	StatusRunning = "running"
 	StatusStopped = "stopped"
+	// StatusPaused is a running container the runtime has frozen (pause).
+	StatusPaused = "paused"
 )
 
 // State is what the shim knows of its container.
@@ -138,6 +163,8 @@ type Response struct {
 	Class string `json:"class,omitempty"`
 	State *State `json:"state,omitempty"`
 	Exit  *Exit  `json:"exit,omitempty"`
+	// Pid (exec) is the host pid of the exec'd process.
+	Pid int `json:"pid,omitempty"`
 }
 
 // Error classes of a Response.
