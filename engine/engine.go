@@ -1,6 +1,6 @@
 // Package engine assembles skiffd's engine from its parts: it opens the
 // metadata database, the content store and the snapshotter under the
-// daemon's root, builds the image and container services on them, recovers
+// daemon's root, builds the image, volume and container services on them, recovers
 // the containers that outlived the previous daemon, and closes it all again.
 // It owns the on-disk layout of --root and --state (see DESIGN.md).
 //
@@ -19,6 +19,8 @@ import (
 	"github.com/skiff-containers/skiff/engine/containers"
 	"github.com/skiff-containers/skiff/engine/images"
 	"github.com/skiff-containers/skiff/engine/metadata"
+	"github.com/skiff-containers/skiff/engine/network"
+	"github.com/skiff-containers/skiff/engine/volumes"
 	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/image/content"
 	"github.com/skiff-containers/skiff/image/remote"
@@ -46,7 +48,13 @@ type Config struct {
 	// DockerConfig is the credentials file of the daemon's own (default
 	// ~/.docker/config.json of the daemon's user); "" disables it.
 	DockerConfig string
-	Logger       *slog.Logger
+	// CNIBinDirs are where the CNI plugins are (default /usr/lib/cni).
+	CNIBinDirs []string
+	// DefaultBridge and DefaultSubnet are the bridge device and subnet of
+	// the default network "skiff" when it is created (default skiff0,
+	// 10.88.0.0/16).
+	DefaultBridge, DefaultSubnet string
+	Logger                       *slog.Logger
 }
 
 // Engine is an open engine.
@@ -57,6 +65,8 @@ type Engine struct {
 	Snapshotter *snapshot.Snapshotter
 	Images      *images.Service
 	Containers  *containers.Service
+	Volumes     *volumes.Service
+	Network     *network.Manager
 }
 
 // Open opens the engine's stores under cfg.Root and cfg.State, creating
@@ -110,9 +120,22 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, retErr error) {
 	}); err != nil {
 		return nil, err
 	}
+	if e.Volumes, err = volumes.New(volumes.Config{
+		DB: e.DB, Root: filepath.Join(cfg.Root, "volumes"), Logger: cfg.Logger.With("service", "volumes"),
+	}); err != nil {
+		return nil, fmt.Errorf("engine: open volumes: %w", err)
+	}
+	if e.Network, err = network.New(network.Config{
+		Root: cfg.Root, State: cfg.State, BinDirs: cfg.CNIBinDirs,
+		DefaultBridge: cfg.DefaultBridge, DefaultSubnet: cfg.DefaultSubnet,
+		Logger: cfg.Logger.With("service", "network"),
+	}); err != nil {
+		return nil, fmt.Errorf("engine: open networks: %w", err)
+	}
 	if e.Containers, err = containers.New(containers.Config{
 		DB: e.DB, Snapshotter: e.Snapshotter, Images: imageSource{e.Images},
 		Root: cfg.Root, State: cfg.State, ShimBinary: cfg.ShimBinary, DefaultRuntime: cfg.Runtime,
+		Volumes: e.Volumes, Network: e.Network,
 		Logger: cfg.Logger.With("service", "containers"),
 	}); err != nil {
 		return nil, err

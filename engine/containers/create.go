@@ -40,18 +40,14 @@ func (s *Service) validate(ns string, cfg *CreateConfig) ([]string, error) {
 	if strings.TrimSpace(cfg.Image) == "" {
 		return nil, fmt.Errorf("create container: no image given: %w", errdefs.ErrInvalidArgument)
 	}
-	switch cfg.NetworkMode {
-	case "", specgen.NetworkNone, specgen.NetworkHost:
-	case specgen.NetworkBridge, "default":
-		warnings = append(warnings, fmt.Sprintf("network %q: skiff has no networks yet; the container gets its own network namespace with loopback only", cfg.NetworkMode))
-		cfg.NetworkMode = ""
-	default:
-		return nil, fmt.Errorf("create container: network mode %q is not supported (use none or host): %w", cfg.NetworkMode, errdefs.ErrNotImplemented)
+	nwarn, err := s.validateNetwork(ns, cfg)
+	if err != nil {
+		return nil, err
 	}
+	warnings = append(warnings, nwarn...)
 	switch cfg.RestartPolicy.Name {
 	case "", "no":
 	case "always", "on-failure", "unless-stopped":
-		warnings = append(warnings, fmt.Sprintf("restart policy %q is recorded but skiffd does not restart containers yet", cfg.RestartPolicy.Name))
 	default:
 		return nil, fmt.Errorf("create container: unknown restart policy %q (want no, always, on-failure or unless-stopped): %w", cfg.RestartPolicy.Name, errdefs.ErrInvalidArgument)
 	}
@@ -69,6 +65,11 @@ func (s *Service) validate(ns string, cfg *CreateConfig) ([]string, error) {
 	if cfg.StopTimeout != nil && *cfg.StopTimeout < -1 {
 		return nil, fmt.Errorf("create container: stop timeout %d: must be -1 (none) or more: %w", *cfg.StopTimeout, errdefs.ErrInvalidArgument)
 	}
+	mounts, mwarn, err := validateMounts(cfg.Mounts)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Mounts, warnings = mounts, append(warnings, mwarn...)
 	if cfg.Runtime == "" {
 		cfg.Runtime = s.cfg.DefaultRuntime
 	}
@@ -166,6 +167,12 @@ func (s *Service) Create(ctx context.Context, ns string, cfg CreateConfig) (_ Co
 		}
 	})
 
+	mm, err := s.makeMounts(ctx, ns, cfg, img, rootfs)
+	if err != nil {
+		return Container{}, nil, err
+	}
+	undo = append(undo, mm.rollback)
+
 	opts := specgen.Options{
 		ID:            id,
 		ImageRef:      img.Name,
@@ -183,14 +190,18 @@ func (s *Service) Create(ctx context.Context, ns string, cfg CreateConfig) (_ Co
 		StopSignal:    cfg.StopSignal,
 		CgroupsPath:   cgroupsPath(ns, id),
 	}
+	s.networkSpec(&opts, cfg, id)
 	etc, err := specgen.WriteEtcFiles(persist, opts)
 	if err != nil {
 		return fail("write its /etc files", err)
 	}
-	opts.ExtraMounts = etc
+	opts.ExtraMounts = mm.extraMounts(etc)
 	spec, info, err := specgen.Generate(img.Config, rootfs, opts)
 	if err != nil {
 		return fail("generate its runtime spec", err)
+	}
+	if err := s.writeNetworkEtc(persist, &cfg, info); err != nil {
+		return fail("write its /etc files", err)
 	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
@@ -218,6 +229,7 @@ func (s *Service) Create(ctx context.Context, ns string, cfg CreateConfig) (_ Co
 		LogPath:       filepath.Join(persist, logName),
 		StopSignal:    info.StopSignalName,
 		State:         metadata.ContainerState{Status: StatusCreated},
+		Mounts:        mm.records,
 	})
 	if err != nil {
 		if errdefs.IsAlreadyExists(err) {

@@ -21,6 +21,9 @@
 //	<State>/runtime/<runtime>/<ns>/             the runtime's --root
 //	<Root>/containers/<ns>/<id>/container.log   the CRI log (persistent)
 //	<Root>/containers/<ns>/<id>/{hostname,hosts,resolv.conf}
+//	<State>/netns/<id>                          its network namespace while it runs (engine/network;
+//	                                            set up before the runtime's create, torn down in
+//	                                            dropShim: see network.go)
 //
 // The snapshot key is "ctr/<ns>/<id>"; the cgroup is /skiff/<ns>/<id>.
 //
@@ -32,11 +35,35 @@
 // attach before the process starts), and started. A watcher waits on the
 // shim; at the exit it records the exit code and the time, deletes the
 // container in the runtime (the shim then exits), and removes the
-// container if it was created with AutoRemove. Starting an exited
+// container if it was created with AutoRemove. (A container's restart
+// policy is applied there too: see "Restart policies".) Starting an exited
 // container spawns a fresh shim on the same bundle and snapshot; the log is
 // appended to. The status words are docker's (see the Status constants);
 // an operation not allowed in the current status fails with a
 // *StateError, of class errdefs.ErrFailedPrecondition.
+//
+// # Processes
+//
+// Exec runs a process in a running container through its shim (the
+// runtime's exec), which owns it: it survives the engine, and outlives a
+// client that goes away. Pause and Unpause freeze and thaw the container
+// through the shim, which reports "paused". Update changes resources with
+// the runtime's update and keeps them in the spec for the next start; Top
+// uses the runtime's ps and the host's ps; Stats the runtime's events
+// --stats.
+//
+// # Restart policies
+//
+// When a container exits, its watcher applies its policy as docker's
+// restart manager does: always and unless-stopped restart it, on-failure
+// if its exit code is not 0 and fewer than MaxRetries restarts were made
+// (0: no limit); a user's stop (or kill with SIGKILL or the stop signal)
+// leaves it stopped. The container is "restarting" during the backoff
+// (100ms, doubling, at most a minute, back to 100ms after 10 seconds of
+// running); each restart counts in RestartCount, which a user's start
+// resets. When the engine starts, Recover applies the policies to the
+// containers that are not running: always starts even one a user stopped
+// (docker's rule), unless-stopped does not.
 //
 // # Restarts of the engine
 //

@@ -72,6 +72,7 @@ func (s *Service) Start(ctx context.Context, ns, idOrName string) (Container, er
 	if err := check(idOrName, opStart, status(rec)); err != nil {
 		return Container{}, err
 	}
+	s.resetRestart(c)
 	rec, err = s.startLocked(ctx, c, rec, idOrName)
 	if err != nil {
 		return Container{}, err
@@ -191,6 +192,10 @@ func (s *Service) ensureShim(ctx context.Context, c *ctr, rec metadata.Container
 	if err := os.MkdirAll(rt.root, 0o700); err != nil {
 		return nil, err
 	}
+	netUndo, err := s.setupNetwork(ctx, c, rec)
+	if err != nil {
+		return nil, err
+	}
 	cc := decodeConfig(rec)
 	cl, ready, err := client.Spawn(ctx, client.Options{
 		Binary:      s.cfg.ShimBinary,
@@ -205,6 +210,7 @@ func (s *Service) ensureShim(ctx context.Context, c *ctr, rec metadata.Container
 	})
 	if err != nil {
 		os.RemoveAll(shimDir)
+		netUndo()
 		return nil, err
 	}
 	s.log.Debug("shim spawned", "namespace", c.ns, "id", c.id, "shim_pid", ready.ShimPid, "pid", ready.Pid)
@@ -238,7 +244,10 @@ func (s *Service) dropShim(ctx context.Context, c *ctr, rec metadata.Container, 
 		return err
 	}
 	c.setShim(nil)
-	return os.RemoveAll(s.shimDir(c.ns, c.id))
+	if err := os.RemoveAll(s.shimDir(c.ns, c.id)); err != nil {
+		return err
+	}
+	return s.teardownNetwork(ctx, c)
 }
 
 // watch starts the watcher of c's run held by cl: it waits for the exit,
@@ -274,6 +283,8 @@ func (s *Service) watch(c *ctr, cl *client.Client) {
 			if err := s.removeLocked(ctx, c, rec); err != nil {
 				s.log.Error("after exit: remove (--rm)", "namespace", c.ns, "id", c.id, "err", err)
 			}
+		} else {
+			s.applyRestartPolicy(c, rec, exit)
 		}
 	}()
 }
@@ -387,6 +398,7 @@ func (s *Service) StopWithSignal(ctx context.Context, ns, idOrName string, timeo
 		return Container{}, err
 	}
 	defer c.op.Unlock()
+	rec = s.stopRestarting(c, rec)
 	if !s.view(ns, rec).Running() {
 		return s.view(ns, rec), nil
 	}
@@ -419,6 +431,7 @@ func (s *Service) stopLocked(ctx context.Context, c *ctr, rec metadata.Container
 	if cl == nil {
 		return rec, fmt.Errorf("stop container %s: no shim holds it; restart skiffd to recover it", ref)
 	}
+	s.markManualStop(c)
 	if err := cl.Kill(ctx, sig, false); err != nil && !client.ErrGone(err) {
 		s.log.Warn("stop: send the stop signal", "namespace", c.ns, "id", c.id, "signal", sig, "err", err)
 	}
@@ -462,6 +475,9 @@ func (s *Service) Kill(ctx context.Context, ns, idOrName, signal string) (Contai
 	if cl == nil {
 		return Container{}, fmt.Errorf("kill container %s: no shim holds it; restart skiffd to recover it", idOrName)
 	}
+	if isManualKill(sig, rec) {
+		s.markManualStop(c)
+	}
 	if err := cl.Kill(ctx, sig, false); err != nil {
 		if client.ErrGone(err) {
 			return Container{}, &StateError{ID: idOrName, Op: opKill, Status: StatusExited}
@@ -498,6 +514,7 @@ func (s *Service) Restart(ctx context.Context, ns, idOrName string, timeout time
 	if err := check(idOrName, opStart, status(rec)); err != nil {
 		return Container{}, err
 	}
+	s.resetRestart(c)
 	rec, err = s.startLocked(ctx, c, rec, idOrName)
 	if err != nil {
 		return Container{}, err

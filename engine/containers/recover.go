@@ -39,6 +39,7 @@ func (s *Service) Recover(ctx context.Context) error {
 			}
 		}
 	}
+	s.restartAtStart(nss)
 	return errors.Join(errs...)
 }
 
@@ -59,10 +60,10 @@ func (s *Service) recoverOne(ctx context.Context, ns string, rec metadata.Contai
 	case err == nil:
 		c.setShim(cl)
 		switch st.Status {
-		case proto.StatusRunning:
-			if status(rec) != StatusRunning {
+		case proto.StatusRunning, proto.StatusPaused:
+			if want := runningStatus(st.Status); status(rec) != want {
 				if _, err := s.updateState(ns, rec.ID, func(cs *metadata.ContainerState) {
-					cs.Status, cs.Pid = StatusRunning, st.Pid
+					cs.Status, cs.Pid = want, st.Pid
 					if cs.StartedAt.IsZero() {
 						cs.StartedAt = time.Now().UTC()
 					}

@@ -18,6 +18,20 @@ import (
 // first, so a removal that a crash interrupted is finished by the next
 // Remove or by Recover. It returns the container's id.
 func (s *Service) Remove(ctx context.Context, ns, idOrName string, force bool) (string, error) {
+	return s.RemoveWithOptions(ctx, ns, idOrName, RemoveOptions{Force: force})
+}
+
+// RemoveOptions are the options of RemoveWithOptions.
+type RemoveOptions struct {
+	// Force kills a running container first.
+	Force bool
+	// Volumes also removes the container's anonymous volumes (rm -v).
+	Volumes bool
+}
+
+// RemoveWithOptions is Remove with docker's rm options.
+func (s *Service) RemoveWithOptions(ctx context.Context, ns, idOrName string, o RemoveOptions) (string, error) {
+	force := o.Force
 	c, rec, err := s.lock(ns, idOrName)
 	if err != nil {
 		return "", err
@@ -41,15 +55,22 @@ func (s *Service) Remove(ctx context.Context, ns, idOrName string, force bool) (
 			}
 		}
 	}
-	if err := s.removeLocked(ctx, c, rec); err != nil {
+	if err := s.removeLockedVolumes(ctx, c, rec, o.Volumes || decodeConfig(rec).AutoRemove); err != nil {
 		return "", fmt.Errorf("remove container %s: %w; retry the removal", idOrName, err)
 	}
 	return rec.ID, nil
 }
 
 // removeLocked removes c; the caller holds c.op. The container must not
-// run, or its shim is force-deleted (which kills it).
+// run, or its shim is force-deleted (which kills it). An AutoRemove
+// container's anonymous volumes go with it.
 func (s *Service) removeLocked(ctx context.Context, c *ctr, rec metadata.Container) error {
+	return s.removeLockedVolumes(ctx, c, rec, decodeConfig(rec).AutoRemove)
+}
+
+// removeLockedVolumes is removeLocked, removing the container's anonymous
+// volumes too with removeVolumes.
+func (s *Service) removeLockedVolumes(ctx context.Context, c *ctr, rec metadata.Container, removeVolumes bool) error {
 	if status(rec) != StatusRemoving {
 		var err error
 		rec, err = s.updateState(c.ns, c.id, func(st *metadata.ContainerState) { st.Status = StatusRemoving })
@@ -82,6 +103,7 @@ func (s *Service) removeLocked(ctx context.Context, c *ctr, rec metadata.Contain
 	if err := s.cfg.DB.DeleteContainer(c.ns, c.id); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete its record: %w", err)
 	}
+	s.releaseVolumes(ctx, c.ns, rec, removeVolumes)
 	c.mu.Lock()
 	if !c.isRemoved {
 		c.isRemoved = true

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/skiff-containers/skiff/engine/metadata"
+	"github.com/skiff-containers/skiff/engine/volumes"
 	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/shim/client"
 )
@@ -63,6 +64,8 @@ type ctr struct {
 	isRemoved   bool
 	lastExit    int
 	hasLastExit bool
+	// restartDelay is the restart policy's current backoff (restart.go).
+	restartDelay time.Duration
 }
 
 // New returns a service over cfg. Call Recover once before serving.
@@ -81,6 +84,13 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Volumes == nil {
+		vs, err := volumes.New(volumes.Config{DB: cfg.DB, Root: filepath.Join(cfg.Root, "volumes"), Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("container service: %w", err)
+		}
+		cfg.Volumes = vs
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
@@ -289,6 +299,8 @@ func (s *Service) view(ns string, rec metadata.Container) Container {
 		Spec:         rec.Spec,
 		Labels:       rec.Labels,
 		StopSignal:   rec.StopSignal,
+		Mounts:       mountPoints(rec.Mounts),
+		Network:      s.networkOf(rec.ID),
 	}
 	var spec struct {
 		Process *struct {
@@ -311,7 +323,7 @@ func (s *Service) Inspect(ctx context.Context, ns, idOrName string) (Container, 
 }
 
 // List returns the containers of ns, newest first: all of them, or only
-// those running (or paused) unless all.
+// those running (or paused, or restarting) unless all.
 func (s *Service) List(ctx context.Context, ns string, all bool) ([]Container, error) {
 	if err := metadata.ValidateNamespace(ns); err != nil {
 		return nil, err
@@ -323,7 +335,7 @@ func (s *Service) List(ctx context.Context, ns string, all bool) ([]Container, e
 	out := []Container{}
 	for _, rec := range recs {
 		v := s.view(ns, rec)
-		if all || v.Running() {
+		if all || v.Running() || v.Status == StatusRestarting { // docker lists restarting ones too
 			out = append(out, v)
 		}
 	}

@@ -26,6 +26,9 @@ type StateError struct {
 }
 
 func (e *StateError) Error() string {
+	if msg, ok := e.processMessage(); ok {
+		return msg
+	}
 	msg := fmt.Sprintf("cannot %s container %s: it is %s", e.Op, e.ID, e.Status)
 	switch e.Status {
 	case StatusCreated, StatusExited, StatusDead:
@@ -50,7 +53,7 @@ func allowed(op, status string) (ok bool, hint string) {
 	switch op {
 	case opStart:
 		switch status {
-		case StatusCreated, StatusExited:
+		case StatusCreated, StatusExited, StatusRestarting:
 			return true, ""
 		case StatusPaused:
 			return false, "unpause it instead"
@@ -73,11 +76,13 @@ func allowed(op, status string) (ok bool, hint string) {
 		case StatusExited, StatusDead:
 			return false, "start it first"
 		}
+	case opExec, opPause, opUnpause:
+		return allowedProcess(op, status)
 	case opRemove:
 		switch status {
 		case StatusCreated, StatusExited, StatusDead, StatusRemoving:
 			return true, ""
-		case StatusRunning, StatusPaused:
+		case StatusRunning, StatusPaused, StatusRestarting:
 			return false, "stop it first, or remove it with force"
 		}
 	}

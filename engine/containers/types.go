@@ -10,6 +10,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/skiff-containers/skiff/engine/metadata"
+	"github.com/skiff-containers/skiff/engine/network"
+	"github.com/skiff-containers/skiff/engine/volumes"
 	"github.com/skiff-containers/skiff/image/snapshot"
 )
 
@@ -51,12 +53,18 @@ type Config struct {
 	// DefaultRuntime is the OCI runtime of containers that name none
 	// (a name on PATH or a path); "skiff-runtime" if empty.
 	DefaultRuntime string
+	// Volumes is the volume service; if nil, New makes one over DB in
+	// Root/volumes.
+	Volumes *volumes.Service
+	// Network is the network manager (network.go); nil runs containers
+	// without networking (none and host only).
+	Network *network.Manager
 	// Logger receives the service's log; slog.Default() if nil.
 	Logger *slog.Logger
 }
 
-// RestartPolicy is docker's --restart. It is recorded; skiffd does not
-// restart containers by itself yet.
+// RestartPolicy is docker's --restart, applied when the container exits
+// and when the engine starts (restart.go).
 type RestartPolicy struct {
 	Name       string // "", "no", "always", "on-failure", "unless-stopped"
 	MaxRetries int
@@ -84,8 +92,10 @@ type CreateConfig struct {
 	Runtime  string `json:"runtime,omitempty"`
 	Hostname string `json:"hostname,omitempty"`
 	ReadOnly bool   `json:"readOnly,omitempty"`
-	// NetworkMode: "" or "none" (own namespace, loopback only), "host";
-	// "bridge" is accepted as "" until skiff has networking.
+	// NetworkMode: "bridge" (the default network; "" and "default" mean
+	// it), "none" (own namespace, loopback only), "host", a network's name,
+	// or "container:<id>" (network.go). Without a network manager: "" or
+	// "none", and "host".
 	NetworkMode string            `json:"networkMode,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	// AutoRemove (--rm) removes the container when it exits.
@@ -94,6 +104,19 @@ type CreateConfig struct {
 	// StopTimeout is the default for Stop, in seconds; nil means 10.
 	StopTimeout   *int          `json:"stopTimeout,omitempty"`
 	RestartPolicy RestartPolicy `json:"restartPolicy,omitzero"`
+	// Mounts are -v, --mount and --tmpfs, in the order given (volumes.go).
+	Mounts []Mount `json:"mounts,omitempty"`
+
+	// Networking (network.go). Networks are further networks (an entry for
+	// the NetworkMode network gives its aliases); PortBindings are -p,
+	// PublishAll -P; ExposedPorts are the image's ("80/tcp"), recorded at
+	// create for -P.
+	Networks     []EndpointConfig      `json:"networks,omitempty"`
+	PortBindings []network.PortMapping `json:"portBindings,omitempty"`
+	PublishAll   bool                  `json:"publishAll,omitempty"`
+	DNS          []string              `json:"dns,omitempty"`
+	ExtraHosts   []string              `json:"extraHosts,omitempty"`
+	ExposedPorts []string              `json:"exposedPorts,omitempty"`
 }
 
 // Status values of a container, docker's words.
@@ -142,6 +165,11 @@ type Container struct {
 	Labels map[string]string
 	// StopSignal is the signal Stop sends first ("SIGTERM").
 	StopSignal string
+	// Mounts are the container's mounts as made (its image's VOLUMEs too).
+	Mounts []MountPoint
+	// Network is the container's network state while it runs (nil
+	// otherwise).
+	Network *network.Attachment
 }
 
 // Running reports whether the container's process runs (or is paused).

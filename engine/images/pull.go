@@ -9,7 +9,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/skiff-containers/skiff/engine/metadata"
-	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/image/reference"
 	"github.com/skiff-containers/skiff/image/remote"
 )
@@ -37,25 +36,9 @@ func (s *Service) Pull(ctx context.Context, ns, ref, platform string, auth *Auth
 		}
 		popts.Platform = &pl
 	}
-	resolver := s.resolver
-	if auth != nil {
-		if auth.IdentityToken != "" && auth.Password == "" {
-			return Image{}, fmt.Errorf("pull %s: registry identity tokens are not supported yet; log in with a password or an access token: %w", name, errdefs.ErrNotImplemented)
-		}
-		// A resolver of its own, so that tokens obtained with these
-		// credentials are not cached for other pulls.
-		opts := s.ropts
-		domain := r.Domain
-		opts.Credentials = remote.CredentialsFunc(func(ctx context.Context, host string) (string, string, error) {
-			if host == domain {
-				return auth.Username, auth.Password, nil
-			}
-			if s.ropts.Credentials != nil {
-				return s.ropts.Credentials.Credentials(ctx, host)
-			}
-			return "", "", nil
-		})
-		resolver = remote.NewResolver(opts)
+	resolver, err := s.resolverFor(r.Domain, auth, "pulls")
+	if err != nil {
+		return Image{}, fmt.Errorf("pull %s: %w", name, err)
 	}
 	report := progressFunc(progress)
 	log := s.log.With("namespace", ns, "image", name)

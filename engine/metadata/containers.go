@@ -38,6 +38,10 @@ type ContainerState struct {
 	StartedAt    time.Time `json:"startedAt,omitzero"`
 	FinishedAt   time.Time `json:"finishedAt,omitzero"`
 	RestartCount int       `json:"restartCount,omitempty"`
+	// ManuallyStopped is set when a user stopped (or killed) the
+	// container, and cleared when it starts: its restart policy then does
+	// not restart it (unless-stopped not even when the engine starts).
+	ManuallyStopped bool `json:"manuallyStopped,omitempty"`
 }
 
 // Container is a container record. It describes the container and the
@@ -74,6 +78,9 @@ type Container struct {
 	Config []byte `json:"config,omitempty"`
 	// State is the engine's record of the container's lifecycle.
 	State ContainerState `json:"state,omitzero"`
+	// Mounts are the container's mounts as made; its volume mounts make
+	// those volumes in use (VolumeUsers), and must exist at create.
+	Mounts []Mount `json:"mounts,omitempty"`
 }
 
 const kindContainer = "container"
@@ -112,6 +119,9 @@ func validateContainer(ns string, c *Container) error {
 		}
 	default:
 		return fail("unknown restart policy %q (want no, always, unless-stopped or on-failure)", c.RestartPolicy.Name)
+	}
+	if err := validateMounts(ns, c.ID, c.Mounts); err != nil {
+		return err
 	}
 	return validateLabels(fmt.Sprintf("namespace %q: container %q", ns, c.ID), c.Labels)
 }
@@ -161,6 +171,9 @@ func (t *Tx) CreateContainer(ns string, c Container) (Container, error) {
 		return Container{}, recordErr(ns, kindContainer, c.ID, errdefs.ErrAlreadyExists)
 	}
 	if err := t.claimName(ns, c.ID, c.Name); err != nil {
+		return Container{}, err
+	}
+	if err := t.checkVolumesExist(ns, &c); err != nil {
 		return Container{}, err
 	}
 	c.CreatedAt, c.UpdatedAt = t.now, t.now
@@ -229,7 +242,7 @@ func (t *Tx) ListContainers(ns string, filter func(Container) bool) ([]Container
 // field but ID and CreatedAt is replaced by c's; otherwise only the listed
 // ones: "name", "image", "snapshotkey", "snapshotter", "runtime", "spec",
 // "restartpolicy", "logpath", "stopsignal", "imageid", "config", "state",
-// "labels", "labels.<key>" (an empty or absent value deletes that key).
+// "mounts", "labels", "labels.<key>" (an empty or absent value deletes that key).
 // Renaming keeps names unique (ErrAlreadyExists). UpdatedAt is set.
 func (t *Tx) UpdateContainer(ns string, c Container, fieldPaths ...string) (Container, error) {
 	if err := ValidateID(kindContainer, c.ID); err != nil {
@@ -274,6 +287,8 @@ func (t *Tx) UpdateContainer(ns string, c Container, fieldPaths ...string) (Cont
 			next.Config = c.Config
 		case "state":
 			next.State = c.State
+		case "mounts":
+			next.Mounts = c.Mounts
 		default:
 			if !applyLabelPaths(p, &next.Labels, c.Labels) {
 				return Container{}, recordErr(ns, kindContainer, c.ID, fmt.Errorf("cannot update field %q: %w", p, errdefs.ErrInvalidArgument))

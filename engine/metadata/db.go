@@ -1,5 +1,5 @@
-// Package metadata owns the engine's persistent records — images, containers
-// and leases — in a single bbolt database (by default /var/lib/skiff/meta.db),
+// Package metadata owns the engine's persistent records — images, containers,
+// leases and volumes — in a single bbolt database (by default /var/lib/skiff/meta.db),
 // partitioned by namespace as in containerd: `default` for the CLI, `k8s.io`
 // for CRI. Every operation takes the namespace as a required argument.
 //
@@ -13,6 +13,7 @@
 //	ns/<namespace>/containers/<id>   -> JSON Container
 //	ns/<namespace>/containernames/<name> -> container id (unique name index)
 //	ns/<namespace>/leases/<id>       -> JSON Lease
+//	ns/<namespace>/volumes/<name>    -> JSON Volume
 //
 // Multi-record changes go through DB.Update (one atomic read-write
 // transaction) and consistent reads through DB.View; the DB methods of the
@@ -52,7 +53,7 @@ const (
 // recordBuckets are the record buckets of a namespace (named as their kind),
 // checked when deleting a namespace.
 func recordBuckets() []string {
-	return []string{bucketImages, bucketContainers, bucketLeases}
+	return []string{bucketImages, bucketContainers, bucketLeases, bucketVolumes}
 }
 
 // Options tunes Open. The zero value is usable.

@@ -265,3 +265,11 @@ func imageName(ref string) string {
 	}
 	return strconv.Quote(ref)
 }
+
+// ResolveUser resolves a docker --user value ("name", "uid", "uid:gid",
+// "name:group", …) against the container's root filesystem rootfs as
+// Generate does for process.user, for a process started later in the
+// container (exec -u). image names the image in messages.
+func ResolveUser(rootfs, user, image string) (specs.User, error) {
+	return resolveUser(rootfs, user, image)
+}

@@ -74,6 +74,8 @@ type Options struct {
 	WorkingDir string
 	// Labels are the image config's labels.
 	Labels map[string]string
+	// Volumes are the image config's VOLUMEs (absolute paths).
+	Volumes []string
 	// Applets are the names linked to busybox in /bin. Nil means the list
 	// that `busybox --list` prints.
 	Applets []string
@@ -163,6 +165,13 @@ func Build(o Options) (*Image, error) {
 	img := &Image{Name: o.Name, DiffID: digest.FromBytes(raw)}
 	img.Layer = newBlob(ocispec.MediaTypeImageLayerGzip, gz.Bytes())
 
+	var volumes map[string]struct{}
+	for _, v := range o.Volumes {
+		if volumes == nil {
+			volumes = map[string]struct{}{}
+		}
+		volumes[v] = struct{}{}
+	}
 	created := epoch
 	cfg := ocispec.Image{
 		Created:  &created,
@@ -173,6 +182,7 @@ func Build(o Options) (*Image, error) {
 			Cmd:        o.Cmd,
 			WorkingDir: o.WorkingDir,
 			Labels:     o.Labels,
+			Volumes:    volumes,
 		},
 		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{img.DiffID}},
 		History: []ocispec.History{{
