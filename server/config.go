@@ -25,6 +25,9 @@ type FileConfig struct {
 	InsecureRegistries []string `toml:"insecure-registries"`
 	LogLevel           string   `toml:"log-level"`
 	LogFormat          string   `toml:"log-format"`
+	CNIBinDirs         []string `toml:"cni-bin-dir"`
+	DefaultBridge      string   `toml:"default-bridge"`
+	DefaultSubnet      string   `toml:"default-subnet"`
 }
 
 // LoadConfigFile reads path. A missing file is an empty configuration

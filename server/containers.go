@@ -47,11 +47,13 @@ func createConfig(c *skiffv1.ContainerConfig) containers.CreateConfig {
 			Name:       c.GetRestartPolicy().GetName(),
 			MaxRetries: int(c.GetRestartPolicy().GetMaxRetries()),
 		},
+		Mounts: createMounts(c.GetMounts()),
 	}
 	if t := c.GetStopTimeout(); t >= 0 {
 		v := int(t)
 		cc.StopTimeout = &v
 	}
+	netCreateConfig(&cc, c)
 	return cc
 }
 
@@ -75,10 +77,12 @@ func apiConfig(cc containers.CreateConfig) *skiffv1.ContainerConfig {
 		AutoRemove:    cc.AutoRemove,
 		StopSignal:    cc.StopSignal,
 		StopTimeout:   -1,
+		Mounts:        apiMounts(cc.Mounts),
 	}
 	if cc.StopTimeout != nil {
 		out.StopTimeout = int32(*cc.StopTimeout)
 	}
+	netAPIConfig(out, cc)
 	if cc.RestartPolicy.Name != "" || cc.RestartPolicy.MaxRetries != 0 {
 		out.RestartPolicy = &skiffv1.RestartPolicy{Name: cc.RestartPolicy.Name, MaxRetries: int32(cc.RestartPolicy.MaxRetries)}
 	}
@@ -94,27 +98,29 @@ func unixNano(t time.Time) int64 {
 
 func apiContainer(c containers.Container) *skiffv1.Container {
 	return &skiffv1.Container{
-		Id:           c.ID,
-		Name:         c.Name,
-		Image:        c.Image,
-		ImageId:      c.ImageID,
-		Config:       apiConfig(c.Config),
-		Status:       c.Status,
-		Pid:          int32(c.Pid),
-		ExitCode:     int32(c.ExitCode),
-		Error:        c.Error,
-		Created:      unixNano(c.Created),
-		Started:      unixNano(c.Started),
-		Finished:     unixNano(c.Finished),
-		Runtime:      c.Runtime,
-		LogPath:      c.LogPath,
-		Path:         c.Path,
-		Args:         c.Args,
-		ExitKnown:    c.ExitKnown,
-		RestartCount: int32(c.RestartCount),
-		Bundle:       c.Bundle,
-		SpecJson:     c.Spec,
-		Labels:       c.Labels,
+		Id:              c.ID,
+		Name:            c.Name,
+		Image:           c.Image,
+		ImageId:         c.ImageID,
+		Config:          apiConfig(c.Config),
+		Status:          c.Status,
+		Pid:             int32(c.Pid),
+		ExitCode:        int32(c.ExitCode),
+		Error:           c.Error,
+		Created:         unixNano(c.Created),
+		Started:         unixNano(c.Started),
+		Finished:        unixNano(c.Finished),
+		Runtime:         c.Runtime,
+		LogPath:         c.LogPath,
+		Path:            c.Path,
+		Args:            c.Args,
+		ExitKnown:       c.ExitKnown,
+		RestartCount:    int32(c.RestartCount),
+		Bundle:          c.Bundle,
+		SpecJson:        c.Spec,
+		Labels:          c.Labels,
+		Mounts:          apiMountPoints(c.Mounts),
+		NetworkSettings: apiNetworkSettings(c.Network),
 	}
 }
 
@@ -195,7 +201,7 @@ func (s *containersServer) Remove(ctx context.Context, req *skiffv1.RemoveContai
 	if err != nil {
 		return nil, err
 	}
-	id, err := s.svc.Remove(ctx, ns, req.GetId(), req.GetForce())
+	id, err := s.svc.RemoveWithOptions(ctx, ns, req.GetId(), containers.RemoveOptions{Force: req.GetForce(), Volumes: req.GetRemoveVolumes()})
 	if err != nil {
 		return nil, err
 	}

@@ -55,6 +55,8 @@ func Run(ctx context.Context, cfg DaemonConfig) error {
 	)
 	skiffv1.RegisterImagesServer(srv, NewImages(eng.Images))
 	skiffv1.RegisterContainersServer(srv, NewContainers(eng.Containers))
+	skiffv1.RegisterVolumesServer(srv, NewVolumes(eng.Volumes))
+	skiffv1.RegisterNetworksServer(srv, NewNetworks(eng.Network, eng.Containers))
 	skiffv1.RegisterSystemServer(srv, NewSystem(eng, cfg.Version))
 
 	errc := make(chan error, 1)

@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
 	skiffv1 "github.com/skiff-containers/skiff/api/skiff/v1"
 	"github.com/skiff-containers/skiff/engine/images"
+	"github.com/skiff-containers/skiff/errdefs"
 	"google.golang.org/grpc"
 )
 
@@ -232,3 +234,122 @@ func (s *imagesServer) Login(ctx context.Context, req *skiffv1.LoginRequest) (*s
 	}
 	return &skiffv1.LoginResponse{Status: "Login Succeeded"}, nil
 }
+
+// Push streams the push's progress; the last message carries the pushed
+// digest and size.
+func (s *imagesServer) Push(req *skiffv1.PushRequest, stream grpc.ServerStreamingServer[skiffv1.PushProgress]) error {
+	ns, err := Namespace(stream.Context())
+	if err != nil {
+		return err
+	}
+	var auth *images.Auth
+	if a := req.GetAuth(); a != nil {
+		auth = &images.Auth{Username: a.GetUsername(), Password: a.GetPassword(), IdentityToken: a.GetIdentityToken()}
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	var sendErr error
+	progress := func(p images.Progress) {
+		if sendErr != nil {
+			return
+		}
+		sendErr = stream.Send(&skiffv1.PushProgress{Id: p.ID, Kind: p.Kind, Status: p.Status, Current: p.Current, Total: p.Total})
+		if sendErr != nil {
+			cancel() // the client is gone: stop pushing
+		}
+	}
+	res, err := s.svc.Push(ctx, ns, req.GetRef(), auth, progress)
+	if err != nil {
+		return err
+	}
+	if sendErr != nil {
+		return sendErr
+	}
+	return stream.Send(&skiffv1.PushProgress{Status: "done", Digest: res.Target.Digest.String(), Size: res.Target.Size})
+}
+
+func (s *imagesServer) History(ctx context.Context, req *skiffv1.HistoryRequest) (*skiffv1.HistoryResponse, error) {
+	ns, err := Namespace(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hist, err := s.svc.History(ctx, ns, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	resp := &skiffv1.HistoryResponse{}
+	for _, h := range hist {
+		resp.Entries = append(resp.Entries, &skiffv1.HistoryResponse_Entry{
+			Id: h.ID, Created: imageTime(h.Created), CreatedBy: h.CreatedBy, Size: h.Size, Comment: h.Comment, EmptyLayer: h.EmptyLayer,
+		})
+	}
+	return resp, nil
+}
+
+func (s *imagesServer) Prune(ctx context.Context, req *skiffv1.PruneImagesRequest) (*skiffv1.PruneImagesResponse, error) {
+	ns, err := Namespace(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.svc.Prune(ctx, ns, req.GetAll())
+	if err != nil {
+		return nil, err
+	}
+	resp := &skiffv1.PruneImagesResponse{Untagged: res.Untagged, SpaceReclaimed: res.SpaceReclaimed}
+	for _, d := range res.Deleted {
+		resp.Deleted = append(resp.Deleted, d.String())
+	}
+	return resp, nil
+}
+
+// Import takes the options from the first message and feeds the data of
+// all messages through a pipe to the image service (as Load does).
+func (s *imagesServer) Import(stream grpc.ClientStreamingServer[skiffv1.ImportRequest, skiffv1.Image]) error {
+	ns, err := Namespace(stream.Context())
+	if err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err == io.EOF {
+		return fmt.Errorf("import: no tarball was sent: %w", errdefs.ErrInvalidArgument)
+	}
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	type result struct {
+		img images.Image
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		img, err := s.svc.Import(stream.Context(), ns, pr, first.GetRef(), first.GetChanges(), first.GetMessage())
+		pr.CloseWithError(errImportEnded)
+		done <- result{img, err}
+	}()
+	req := first
+	for {
+		if len(req.GetData()) > 0 {
+			if _, err := pw.Write(req.GetData()); err != nil {
+				break // Import stopped reading: its result says why
+			}
+		}
+		req, err = stream.Recv()
+		if err == io.EOF {
+			pw.Close()
+			break
+		}
+		if err != nil {
+			pw.CloseWithError(err)
+			<-done
+			return err
+		}
+	}
+	res := <-done
+	if res.err != nil {
+		return res.err
+	}
+	return stream.SendAndClose(apiImage(res.img))
+}
+
+var errImportEnded = errors.New("import ended before the tarball did")

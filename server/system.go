@@ -118,3 +118,46 @@ func cgroupVersion() string {
 	}
 	return "1"
 }
+
+// DiskUsage reports what the engine measures: the images' sizes; the
+// counts of containers and volumes (their sizes are not measured yet).
+func (s *system) DiskUsage(ctx context.Context, _ *skiffv1.DiskUsageRequest) (*skiffv1.DiskUsageResponse, error) {
+	ns, err := Namespace(ctx)
+	if err != nil {
+		return nil, err
+	}
+	du, err := s.eng.Images.DiskUsage(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
+	resp := &skiffv1.DiskUsageResponse{}
+	resp.Kinds = append(resp.Kinds, &skiffv1.DiskUsageResponse_Kind{
+		Type: "Images", Total: int64(du.Total), Active: int64(du.Active), Size: du.Size, Reclaimable: du.Reclaimable,
+	})
+	ctrs, err := s.eng.Containers.List(ctx, ns, true)
+	if err != nil {
+		return nil, err
+	}
+	ck := &skiffv1.DiskUsageResponse_Kind{Type: "Containers", Total: int64(len(ctrs))}
+	for _, c := range ctrs {
+		if c.Status == "running" || c.Status == "paused" || c.Status == "restarting" {
+			ck.Active++
+		}
+	}
+	resp.Kinds = append(resp.Kinds, ck)
+	vk := &skiffv1.DiskUsageResponse_Kind{Type: "Local Volumes"}
+	if s.eng.Volumes != nil {
+		vols, err := s.eng.Volumes.List(ctx, ns)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vols {
+			vk.Total++
+			if len(v.UsedBy) > 0 {
+				vk.Active++
+			}
+		}
+	}
+	resp.Kinds = append(resp.Kinds, vk, &skiffv1.DiskUsageResponse_Kind{Type: "Build Cache"})
+	return resp, nil
+}

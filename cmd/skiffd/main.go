@@ -48,6 +48,9 @@ func run(args []string) int {
 	f.StringVar(&fc.Shim, "shim", "", "skiff-shim binary (default: next to skiffd, else on PATH)")
 	f.StringVar(&fc.Snapshotter, "snapshotter", "", "snapshotter: overlayfs or native (default: overlayfs where it works)")
 	f.StringSliceVar(&fc.InsecureRegistries, "insecure-registry", nil, "registry that may be reached over plain HTTP (host[:port] or CIDR; repeatable)")
+	f.StringSliceVar(&fc.CNIBinDirs, "cni-bin-dir", []string{"/usr/lib/cni"}, "directory of the CNI plugin binaries (repeatable)")
+	f.StringVar(&fc.DefaultBridge, "default-bridge", "skiff0", "bridge device of the default network (skiff), when it is created")
+	f.StringVar(&fc.DefaultSubnet, "default-subnet", "10.88.0.0/16", "subnet of the default network (skiff), when it is created")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 
@@ -70,6 +73,7 @@ func run(args []string) int {
 				Root: fc.Root, State: fc.State, Runtime: resolveRuntime(fc.Runtime), ShimBinary: besideSelf(fc.Shim, "skiff-shim"),
 				Snapshotter: fc.Snapshotter, InsecureRegistries: fc.InsecureRegistries,
 				DockerConfig: filepath.Join(homeDir(), ".docker", "config.json"), Logger: log,
+				CNIBinDirs: fc.CNIBinDirs, DefaultBridge: fc.DefaultBridge, DefaultSubnet: fc.DefaultSubnet,
 			},
 		})
 	}
@@ -97,6 +101,11 @@ func mergeFile(cmd *cobra.Command, fc *server.FileConfig, file server.FileConfig
 	set("snapshotter", &fc.Snapshotter, file.Snapshotter)
 	set("log-level", logLevel, file.LogLevel)
 	set("log-format", logFormat, file.LogFormat)
+	set("default-bridge", &fc.DefaultBridge, file.DefaultBridge)
+	set("default-subnet", &fc.DefaultSubnet, file.DefaultSubnet)
+	if len(file.CNIBinDirs) > 0 && !cmd.Flags().Changed("cni-bin-dir") {
+		fc.CNIBinDirs = file.CNIBinDirs
+	}
 	if len(file.InsecureRegistries) > 0 && !cmd.Flags().Changed("insecure-registry") {
 		fc.InsecureRegistries = file.InsecureRegistries
 	}

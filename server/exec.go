@@ -1,0 +1,242 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	skiffv1 "github.com/skiff-containers/skiff/api/skiff/v1"
+	"github.com/skiff-containers/skiff/engine/containers"
+	"github.com/skiff-containers/skiff/errdefs"
+)
+
+// execStreamWriter sends what is written to it as output frames of one
+// stream of an exec.
+type execStreamWriter struct {
+	mu     *sync.Mutex
+	stream skiffv1.Containers_ExecServer
+	which  skiffv1.Stream
+}
+
+func (w execStreamWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	data := append([]byte(nil), p...)
+	if err := w.stream.Send(&skiffv1.AttachOutput{Stream: w.which, Data: data}); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Exec serves the bidi exec stream: the first client message must be an
+// ExecStart. The server streams the process's output and ends with a
+// frame carrying its exit code; a detached exec ends the stream once the
+// process runs. A client that goes away leaves the process running.
+func (s *containersServer) Exec(stream skiffv1.Containers_ExecServer) error {
+	ctx := stream.Context()
+	ns, err := Namespace(ctx)
+	if err != nil {
+		return err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	start := first.GetStart()
+	if start == nil {
+		return fmt.Errorf("exec: the first message must be an ExecStart: %w", errdefs.ErrInvalidArgument)
+	}
+	if start.GetPrivileged() {
+		return fmt.Errorf("exec in container %s: --privileged is not supported for exec: %w", start.GetId(), errdefs.ErrNotImplemented)
+	}
+	if start.GetWidth() > 0xffff || start.GetHeight() > 0xffff {
+		return fmt.Errorf("exec in container %s: terminal size %dx%d is too large: %w", start.GetId(), start.GetWidth(), start.GetHeight(), errdefs.ErrInvalidArgument)
+	}
+	var mu sync.Mutex
+	o := containers.ExecOptions{
+		Cmd:        start.GetCmd(),
+		Env:        start.GetEnv(),
+		User:       start.GetUser(),
+		WorkingDir: start.GetWorkingDir(),
+		Tty:        start.GetTty(),
+		Detach:     start.GetDetach(),
+		Width:      uint16(start.GetWidth()),
+		Height:     uint16(start.GetHeight()),
+		Stdout:     execStreamWriter{&mu, stream, skiffv1.Stream_STREAM_STDOUT},
+		Stderr:     execStreamWriter{&mu, stream, skiffv1.Stream_STREAM_STDERR},
+	}
+	var stdinW *io.PipeWriter
+	if start.GetStdin() && !start.GetDetach() {
+		var r *io.PipeReader
+		r, stdinW = io.Pipe()
+		o.Stdin = r
+		defer stdinW.Close()
+	}
+	p, err := s.svc.Exec(ctx, ns, start.GetId(), o)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if start.GetDetach() {
+		return nil
+	}
+
+	// Input: until the client ends its side or the call ends. The
+	// client's going away (or detaching) is not the end of the input: the
+	// process's stdin stays open.
+	go func() {
+		for {
+			in, err := stream.Recv()
+			if err != nil {
+				if stdinW != nil {
+					if errors.Is(err, io.EOF) {
+						stdinW.Close()
+					} else {
+						stdinW.CloseWithError(err)
+					}
+				}
+				return
+			}
+			switch m := in.GetMsg().(type) {
+			case *skiffv1.ExecInput_Stdin:
+				if stdinW != nil {
+					stdinW.Write(m.Stdin)
+				}
+			case *skiffv1.ExecInput_CloseStdin:
+				if m.CloseStdin && stdinW != nil {
+					stdinW.Close()
+				}
+			case *skiffv1.ExecInput_Resize:
+				r := m.Resize
+				if r.GetWidth() <= 0xffff && r.GetHeight() <= 0xffff {
+					p.Resize(uint16(r.GetWidth()), uint16(r.GetHeight()))
+				}
+			}
+		}
+	}()
+
+	exit, err := p.Wait(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // the client went away
+		}
+		return err
+	}
+	if exit == nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("exec in container %s: the stream ended without the process's exit status (its shim went away?)", start.GetId())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return stream.Send(&skiffv1.AttachOutput{Exit: &skiffv1.AttachExit{ExitCode: int32(exit.Code)}})
+}
+
+func (s *containersServer) Pause(ctx context.Context, req *skiffv1.PauseContainerRequest) (*skiffv1.Container, error) {
+	ns, err := Namespace(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.svc.Pause(ctx, ns, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return apiContainer(c), nil
+}
+
+func (s *containersServer) Unpause(ctx context.Context, req *skiffv1.PauseContainerRequest) (*skiffv1.Container, error) {
+	ns, err := Namespace(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.svc.Unpause(ctx, ns, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return apiContainer(c), nil
+}
+
+func (s *containersServer) Rename(ctx context.Context, req *skiffv1.RenameContainerRequest) (*skiffv1.Container, error) {
+	ns, err := Namespace(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.svc.Rename(ctx, ns, req.GetId(), req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	return apiContainer(c), nil
+}
+
+func (s *containersServer) Update(ctx context.Context, req *skiffv1.UpdateContainerRequest) (*skiffv1.Container, error) {
+	ns, err := Namespace(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var o containers.UpdateOptions
+	if r := req.GetResources(); r != nil {
+		o.Resources = &containers.Resources{
+			Memory:     r.GetMemory(),
+			MemorySwap: r.GetMemorySwap(),
+			NanoCPUs:   r.GetNanoCpus(),
+			CPUShares:  r.GetCpuShares(),
+			CPUPeriod:  r.GetCpuPeriod(),
+			CPUQuota:   r.GetCpuQuota(),
+			CpusetCpus: r.GetCpusetCpus(),
+			CpusetMems: r.GetCpusetMems(),
+			PidsLimit:  r.GetPidsLimit(),
+		}
+	}
+	if p := req.GetRestartPolicy(); p != nil {
+		o.RestartPolicy = &containers.RestartPolicy{Name: p.GetName(), MaxRetries: int(p.GetMaxRetries())}
+	}
+	c, err := s.svc.Update(ctx, ns, req.GetId(), o)
+	if err != nil {
+		return nil, err
+	}
+	return apiContainer(c), nil
+}
+
+func (s *containersServer) Top(ctx context.Context, req *skiffv1.TopRequest) (*skiffv1.TopResponse, error) {
+	ns, err := Namespace(ctx)
+	if err != nil {
+		return nil, err
+	}
+	titles, rows, err := s.svc.Top(ctx, ns, req.GetId(), req.GetPsArgs())
+	if err != nil {
+		return nil, err
+	}
+	out := &skiffv1.TopResponse{Titles: titles}
+	for _, r := range rows {
+		out.Processes = append(out.Processes, &skiffv1.TopResponse_Row{Fields: r})
+	}
+	return out, nil
+}
+
+func (s *containersServer) Stats(req *skiffv1.StatsRequest, stream skiffv1.Containers_StatsServer) error {
+	ctx := stream.Context()
+	ns, err := Namespace(ctx)
+	if err != nil {
+		return err
+	}
+	return s.svc.Stats(ctx, ns, req.GetId(), req.GetStream(), func(st containers.Stats) error {
+		return stream.Send(&skiffv1.ContainerStats{
+			Id:          st.ID,
+			Name:        st.Name,
+			Read:        unixNano(st.Read),
+			CpuUsageNs:  st.CPUUsage,
+			SystemCpuNs: st.SystemCPU,
+			OnlineCpus:  st.OnlineCPUs,
+			MemoryUsage: st.MemoryUsage,
+			MemoryLimit: st.MemoryLimit,
+			Pids:        st.Pids,
+			NetRx:       st.NetRx,
+			NetTx:       st.NetTx,
+			BlockRead:   st.BlockRead,
+			BlockWrite:  st.BlockWrite,
+		})
+	})
+}
