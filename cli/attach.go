@@ -24,6 +24,12 @@ type attachOptions struct {
 	// sigProxy forwards the CLI's signals to the container (docker's
 	// --sig-proxy; off with a tty, whose raw terminal sends ^C as input).
 	sigProxy bool
+	// detachKeys end the session, leaving the container running (with
+	// stdin and a tty); nil means --detach-keys, else docker's default.
+	detachKeys []byte
+	// keepStdinOpen: the end of the CLI's input does not close the
+	// container's stdin (docker attach).
+	keepStdinOpen bool
 }
 
 // attachHeaderWait bounds how long the CLI waits for the daemon to confirm
@@ -41,6 +47,13 @@ func proxiedSignals() []os.Signal {
 // streams until the container exits; it returns the container's exit code.
 // Attaching first means no output is lost, as in docker's run.
 func (a *app) attachAndStart(ctx context.Context, c *clients, id string, o attachOptions, start func(context.Context) error) (int, error) {
+	if o.detachKeys == nil {
+		keys, err := parseDetachKeys(a.detachKeys)
+		if err != nil {
+			return 0, err
+		}
+		o.detachKeys = keys
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.containers.Attach(ctx)
@@ -54,7 +67,7 @@ func (a *app) attachAndStart(ctx context.Context, c *clients, id string, o attac
 		return stream.Send(m)
 	}
 	if err := send(&skiffv1.AttachInput{Msg: &skiffv1.AttachInput_Start{Start: &skiffv1.AttachStart{
-		Id: id, Stdin: o.stdin, Stdout: true, Stderr: true, CloseStdinOnEof: o.stdin,
+		Id: id, Stdin: o.stdin, Stdout: true, Stderr: true, CloseStdinOnEof: o.stdin && !o.keepStdinOpen,
 	}}}); err != nil && !errors.Is(err, io.EOF) {
 		return 0, a.fromDaemon(err)
 	}
@@ -144,15 +157,24 @@ func (a *app) attachAndStart(ctx context.Context, c *clients, id string, o attac
 		resize()
 	}
 
+	detached := make(chan struct{})
 	if o.stdin {
+		in := a.env.Stdin
+		if o.tty {
+			in = &escapeProxy{r: in, keys: o.detachKeys}
+		}
 		go func() {
 			buf := make([]byte, 32<<10)
 			for {
-				n, err := a.env.Stdin.Read(buf)
+				n, err := in.Read(buf)
 				if n > 0 {
 					if send(&skiffv1.AttachInput{Msg: &skiffv1.AttachInput_Stdin{Stdin: append([]byte(nil), buf[:n]...)}}) != nil {
 						return
 					}
+				}
+				if errors.Is(err, errDetached) {
+					close(detached)
+					return
 				}
 				if err != nil {
 					send(&skiffv1.AttachInput{Msg: &skiffv1.AttachInput_CloseStdin{CloseStdin: true}})
@@ -164,6 +186,11 @@ func (a *app) attachAndStart(ctx context.Context, c *clients, id string, o attac
 
 	for {
 		select {
+		case <-detached:
+			// Leave the container running; exit 0 (statusError code 0
+			// also skips run's wait for an --rm removal).
+			cancel()
+			return 0, &statusError{code: 0}
 		case r := <-done:
 			if r.err != nil {
 				return 0, a.fromDaemon(r.err)

@@ -105,6 +105,8 @@ type app struct {
 	cmdPath string
 	// engineExit makes daemon failures exit 125 (run, create, start).
 	engineExit bool
+	// detachKeys is --detach-keys of run and start (exec.go).
+	detachKeys string
 
 	conn *grpc.ClientConn
 }
@@ -286,6 +288,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.saveCommand(),
 		a.imageInspectCommand(),
 		a.tagCommand(),
+		a.pushCommand(), a.historyCommand(), a.imagePruneCommand(), a.importCommand(), // push.go
 	)
 	containerCmd := &cobra.Command{Use: "container", Short: "Manage containers"}
 	containerCmd.AddCommand(
@@ -300,6 +303,14 @@ func (a *app) rootCommand() *cobra.Command {
 		a.logsCommand(),
 		a.waitCommand(),
 		a.containerInspectCommand(),
+		a.execCommand(),
+		a.attachCommand(),
+		a.pauseCommand("pause"),
+		a.pauseCommand("unpause"),
+		a.renameCommand(),
+		a.updateCommand(),
+		a.topCommand(),
+		a.statsCommand(),
 	)
 	root.AddCommand(
 		imageCmd, containerCmd,
@@ -324,6 +335,18 @@ func (a *app) rootCommand() *cobra.Command {
 		a.inspectCommand(),
 		a.versionCommand(),
 		a.infoCommand(),
+		a.execCommand(),
+		a.attachCommand(),
+		a.pauseCommand("pause"),
+		a.pauseCommand("unpause"),
+		a.renameCommand(),
+		a.updateCommand(),
+		a.topCommand(),
+		a.statsCommand(),
+		a.volumeCommand(),
+		a.networkCommand(),
+		a.portCommand(),
+		a.pushCommand(), a.historyCommand(), a.importCommand(), a.systemCommand(), // push.go
 	)
 	for _, c := range []*cobra.Command{root, imageCmd, containerCmd} {
 		c.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError(cmd, err) })

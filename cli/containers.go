@@ -31,6 +31,7 @@ func (a *app) runCommand() *cobra.Command {
 		},
 	}
 	addContainerFlags(cmd.Flags(), &o, true)
+	a.detachKeysFlag(cmd)
 	return cmd
 }
 
@@ -226,6 +227,7 @@ func (a *app) startCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "Attach STDOUT/STDERR and forward signals")
 	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "Attach container's STDIN")
+	a.detachKeysFlag(cmd)
 	return cmd
 }
 
@@ -325,7 +327,7 @@ func (a *app) killCommand() *cobra.Command {
 }
 
 func (a *app) rmCommand() *cobra.Command {
-	var force bool
+	var force, volumes bool
 	cmd := &cobra.Command{
 		Use:     "rm [OPTIONS] CONTAINER [CONTAINER...]",
 		Aliases: []string{"remove"},
@@ -337,7 +339,7 @@ func (a *app) rmCommand() *cobra.Command {
 				return err
 			}
 			return a.eachArg(args, func(id string) error {
-				if _, err := c.containers.Remove(ctx, &skiffv1.RemoveContainerRequest{Id: id, Force: force}); err != nil {
+				if _, err := c.containers.Remove(ctx, &skiffv1.RemoveContainerRequest{Id: id, Force: force, RemoveVolumes: volumes}); err != nil {
 					return a.fromDaemon(err)
 				}
 				fmt.Fprintln(a.env.Stdout, id)
@@ -346,7 +348,7 @@ func (a *app) rmCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of a running container (uses SIGKILL)")
-	cmd.Flags().BoolP("volumes", "v", false, "Accepted for docker compatibility")
+	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "Remove anonymous volumes associated with the container")
 	return cmd
 }
 
@@ -419,11 +421,11 @@ func (r containerRow) CreatedAt() string {
 	return unixNano(r.c.GetCreated()).Format("2006-01-02 15:04:05 -0700 MST")
 }
 func (r containerRow) RunningFor() string { return ago(r.now, unixNano(r.c.GetCreated())) }
-func (r containerRow) Ports() string      { return "" }
+func (r containerRow) Ports() string      { return formatPorts(r.c) }
 func (r containerRow) State() string      { return r.c.GetStatus() }
 func (r containerRow) Status() string     { return containerStatus(r.c, r.now) }
 func (r containerRow) Size() string       { return "N/A" }
-func (r containerRow) Mounts() string     { return "" }
+func (r containerRow) Mounts() string     { return mountNames(r.c, r.trunc) }
 func (r containerRow) Networks() string   { return r.c.GetConfig().GetNetworkMode() }
 func (r containerRow) LocalVolumes() string {
 	return "0"
@@ -718,7 +720,10 @@ type containerInspect struct {
 	RestartCount int32  `json:"RestartCount"`
 	Platform     string `json:"Platform"`
 	HostConfig   inspectHostConfig
+	Mounts       []inspectMount `json:"Mounts"`
 	Config       inspectConfig
+	// NetworkSettings is network.go's.
+	NetworkSettings inspectNetworkSettings
 }
 
 type inspectState struct {
@@ -873,7 +878,10 @@ func (a *app) inspectContainer(ctx context.Context, c *clients, id string) (any,
 	if err != nil {
 		return nil, a.fromDaemon(err)
 	}
-	return toContainerInspect(ctr), nil
+	out := toContainerInspect(ctr)
+	out.Mounts = a.containerMounts(ctx, ctr)
+	out.NetworkSettings = toInspectNetworkSettings(ctr)
+	return out, nil
 }
 
 func (a *app) containerInspectCommand() *cobra.Command {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -37,6 +38,10 @@ type containerFlags struct {
 	env         []string
 	envFiles    []string
 	labels      []string
+	volumes     []string     // -v
+	mounts      []string     // --mount
+	tmpfs       []string     // --tmpfs
+	net         networkFlags // -p, -P, --dns, --add-host, --network-alias, --ip (network.go)
 }
 
 func addContainerFlags(f *pflag.FlagSet, o *containerFlags, run bool) {
@@ -55,7 +60,7 @@ func addContainerFlags(f *pflag.FlagSet, o *containerFlags, run bool) {
 	f.StringVar(&o.entrypoint, "entrypoint", "", "Overwrite the default ENTRYPOINT of the image")
 	f.StringVar(&o.runtime, "runtime", "", "Runtime to use for this container")
 	f.StringVarP(&o.hostname, "hostname", "h", "", "Container host name")
-	f.StringVar(&o.network, "network", "", "Connect a container to a network (none, host)")
+	f.StringVar(&o.network, "network", "", "Connect a container to a network (bridge, none, host, NAME, container:NAME|ID)")
 	f.StringVar(&o.network, "net", "", "Connect a container to a network")
 	f.MarkHidden("net")
 	f.StringVar(&o.stopSignal, "stop-signal", "", "Signal to stop the container")
@@ -66,6 +71,10 @@ func addContainerFlags(f *pflag.FlagSet, o *containerFlags, run bool) {
 	f.StringArrayVarP(&o.env, "env", "e", nil, "Set environment variables")
 	f.StringArrayVar(&o.envFiles, "env-file", nil, "Read in a file of environment variables")
 	f.StringArrayVarP(&o.labels, "label", "l", nil, "Set meta data on a container")
+	f.StringArrayVarP(&o.volumes, "volume", "v", nil, "Bind mount a volume")
+	f.StringArrayVar(&o.mounts, "mount", nil, "Attach a filesystem mount to the container")
+	f.StringArrayVar(&o.tmpfs, "tmpfs", nil, "Mount a tmpfs directory")
+	addNetworkFlags(f, &o.net)
 	// -h is docker's --hostname; help stays reachable as --help.
 	f.Bool("help", false, "Print usage")
 }
@@ -99,15 +108,17 @@ func (o *containerFlags) toConfig(image string, cmd []string, changed func(strin
 	if o.rm && restart != nil && restart.Name != "no" {
 		return nil, invalid("conflicting options: cannot specify both --restart and --rm")
 	}
-	switch o.network {
-	case "", "none", "host":
-	default:
-		return nil, invalid("network mode %q is not supported (use none or host)", o.network)
+	if o.network == "container:" {
+		return nil, invalid("invalid network mode %q: name a container (container:NAME|ID)", o.network)
 	}
 	switch o.pull {
 	case "missing", "always", "never":
 	default:
 		return nil, invalid("invalid pull option: '%s': must be one of \"always\", \"missing\" or \"never\"", o.pull)
+	}
+	mounts, err := parseMounts(o.volumes, o.mounts, o.tmpfs, filepath.Abs)
+	if err != nil {
+		return nil, err
 	}
 	stopSignal := ""
 	if o.stopSignal != "" {
@@ -133,6 +144,10 @@ func (o *containerFlags) toConfig(image string, cmd []string, changed func(strin
 		StopSignal:    stopSignal,
 		StopTimeout:   -1,
 		RestartPolicy: restart,
+		Mounts:        mounts,
+	}
+	if err := o.net.apply(c, o.network); err != nil {
+		return nil, err
 	}
 	if changed("entrypoint") {
 		// docker: --entrypoint "" clears the image's entrypoint; any other

@@ -169,7 +169,9 @@ func TestContainerFlagsToConfig(t *testing.T) {
 				}
 			},
 		},
-		{name: "bad network", args: []string{"--network", "bridge", "busybox"}, wantErr: `network mode "bridge" is not supported`},
+		{name: "bad network", args: []string{"--network", "container:", "busybox"}, wantErr: `invalid network mode "container:"`},
+		{name: "bad publish", args: []string{"-p", "80/icmp", "busybox"}, wantErr: "invalid proto: icmp"},
+		{name: "bad add-host", args: []string{"--add-host", "nocolon", "busybox"}, wantErr: "bad format for add-host"},
 		{name: "bad signal", args: []string{"--stop-signal", "NOPE", "busybox"}, wantErr: "invalid signal: NOPE"},
 		{name: "bad pull", args: []string{"--pull", "sometimes", "busybox"}, wantErr: "invalid pull option"},
 		{name: "bad env", args: []string{"-e", "=x", "busybox"}, wantErr: "invalid environment variable: =x"},
