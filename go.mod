@@ -3,6 +3,7 @@ module github.com/skiff-containers/skiff
 go 1.26.8
 
 require (
+	github.com/containernetworking/cni v1.2.3
 	github.com/cyphar/filepath-securejoin v0.7.0
 	github.com/klauspost/compress v1.20.3
 	github.com/moby/sys/mountinfo v0.7.3

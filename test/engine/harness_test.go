@@ -29,6 +29,9 @@ type daemon struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	log    *bytes.Buffer
+	// bridge and subnet are the default network's, unique per daemon so
+	// that tests run in parallel (network_test.go).
+	bridge, subnet string
 }
 
 // startDaemon starts skiffd on fresh temporary directories. At the end of
@@ -50,6 +53,7 @@ func startWrappedDaemon(t *testing.T, wrap []string, extraArgs ...string) *daemo
 		t: t, root: filepath.Join(base, "root"), state: filepath.Join(base, "state"),
 		socket: filepath.Join(base, "state", "skiffd.sock"), args: extraArgs, wrap: wrap,
 	}
+	d.bridge, d.subnet = testDefaultNetwork(t)
 	d.start()
 	t.Cleanup(func() {
 		d.cleanup()
@@ -64,7 +68,8 @@ func startWrappedDaemon(t *testing.T, wrap []string, extraArgs ...string) *daemo
 func (d *daemon) start() {
 	d.t.Helper()
 	args := append([]string{"--root", d.root, "--state", d.state, "--socket", d.socket,
-		"--config", "/dev/null", "--log-level", "debug"}, d.args...)
+		"--config", "/dev/null", "--log-level", "debug",
+		"--default-bridge", d.bridge, "--default-subnet", d.subnet}, d.args...)
 	argv := append(append(append([]string(nil), d.wrap...), bins.skiffd), args...)
 	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.log = &bytes.Buffer{}
@@ -135,6 +140,7 @@ func (d *daemon) cleanup() {
 		}
 		d.stop()
 	}
+	d.checkNetworkLeftovers()
 	if d.t.Failed() {
 		d.t.Logf("skiffd log:\n%s", d.log)
 	}

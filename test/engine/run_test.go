@@ -3,6 +3,7 @@ package engine
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -83,17 +84,25 @@ func TestContainerDefaults(t *testing.T) {
 	if lines[0] != "box1" || lines[1] != "box1" || lines[2] == "0" || lines[2] == "" {
 		t.Errorf("hostname and /etc files: %q", lines[:3])
 	}
-	if strings.TrimSpace(lines[3]) != "lo" {
-		t.Errorf("default network: interfaces %q, want only lo", lines[3])
+	if strings.TrimSpace(lines[3]) != "eth0 lo" {
+		t.Errorf("default network: interfaces %q, want eth0 (the default bridge network) and lo", lines[3])
 	}
 	// docker's default capability set.
 	if !strings.HasSuffix(lines[4], "00000000a80425fb") {
 		t.Errorf("effective capabilities %q, want docker's default set 00000000a80425fb", lines[4])
 	}
+	// Parallel tests add and remove bridges and veths: compare the
+	// interfaces that exist before and after.
 	hostIfs, _ := os.ReadDir("/sys/class/net")
 	out = d.must("run", "--rm", "--network", "host", reg.Busybox, "ls", "/sys/class/net")
-	if n := len(strings.Fields(out)); n != len(hostIfs) {
-		t.Errorf("--network host sees %d interfaces, host has %d", n, len(hostIfs))
+	seen := strings.Fields(out)
+	for _, e := range hostIfs {
+		if _, err := os.Stat(filepath.Join("/sys/class/net", e.Name())); err == nil && !slices.Contains(seen, e.Name()) {
+			t.Errorf("--network host does not see the host's interface %s (sees %v)", e.Name(), seen)
+		}
+	}
+	if none := d.must("run", "--rm", "--network", "none", reg.Busybox, "ls", "/sys/class/net"); strings.TrimSpace(none) != "lo" {
+		t.Errorf("--network none: interfaces %q, want only lo", none)
 	}
 	// -e, -w, -u, --entrypoint, --read-only.
 	out = d.must("run", "--rm", "-e", "FOO=bar", "-w", "/tmp", "-u", "nobody", reg.Busybox,
