@@ -242,7 +242,12 @@ func TestNames(t *testing.T) {
 			t.Errorf("ambiguous prefix = %v, want invalid argument", err)
 		}
 	}
-	if got := e.inspect(b.ID[:common+1]); got.ID != b.ID {
+	// The shortest prefix of b that no other container shares.
+	unique := common + 1
+	for unique < 64 && (strings.HasPrefix(a.ID, b.ID[:unique]) || strings.HasPrefix(c.ID, b.ID[:unique])) {
+		unique++
+	}
+	if got := e.inspect(b.ID[:unique]); got.ID != b.ID {
 		t.Errorf("prefix resolved to %s", got.ID)
 	}
 	if _, err := e.svc.Inspect(e.ctx, ns, "nosuch"); !errdefs.IsNotFound(err) || !strings.Contains(err.Error(), "no such container: nosuch") {
