@@ -157,8 +157,11 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		argv func(i int) []string
 	}
 	runners := []runner{
-		{"skiff", func(int) []string { return sk.cli("run", "--rm", small, "true") }},
-		{"skiff (--runtime runc)", func(int) []string { return sk.cli("run", "--rm", "--runtime", cfg.Runc, small, "true") }},
+		{"skiff (--network none)", func(int) []string { return sk.cli("run", "--rm", "--network", "none", small, "true") }},
+		{"skiff (--network none --runtime runc)", func(int) []string {
+			return sk.cli("run", "--rm", "--network", "none", "--runtime", cfg.Runc, small, "true")
+		}},
+		{"skiff (default bridge network through CNI)", func(int) []string { return sk.cli("run", "--rm", small, "true") }},
 		{"containerd (ctr run --rm)", func(i int) []string {
 			return cd.Ctr("run", "--rm", "--runc-binary", cfg.Runc, small, fmt.Sprintf("bench-%d", i+1), "true")
 		}},

@@ -66,9 +66,10 @@ func (r *Report) Markdown() string {
 	if len(r.Run) > 0 {
 		fmt.Fprintf(&b, "### `run --rm IMAGE true`, same local busybox image (%d rounds, engines alternating)\n\n", len(r.Run[0].Samples))
 		timingTable(&b, r.Run)
-		b.WriteString("Each engine runs with its own default OCI runtime setup: skiff with skiff-runtime (and, for comparison, runc), " +
-			"containerd's runc shim and podman with runc. podman runs with `--network none` (its default network setup is a " +
-			"different job); ctr's default spec, like skiff's, gives the container a network namespace with loopback only.\n\n")
+		b.WriteString("Like for like: ctr's default spec gives the container a network namespace with loopback only, so podman " +
+			"and skiff run with `--network none`, which gives the same. skiff runs with skiff-runtime (and, for comparison, " +
+			"runc), containerd's runc shim and podman with runc. The last skiff row is skiff's default, the `skiff` bridge " +
+			"network set up through CNI (bridge, host-local, portmap, firewall plugins), which the peers' rows do not pay for.\n\n")
 	}
 	if len(r.Pull) > 0 {
 		fmt.Fprintf(&b, "### Cold pull + unpack of a %.0f MiB image with %d layers from a loopback registry (%d rounds)\n\n",

@@ -200,13 +200,6 @@ func (m *Manager) Setup(ctx context.Context, req SetupRequest) (_ Attachment, re
 	if err := newNetNS(a.NetNS); err != nil {
 		return Attachment{}, err
 	}
-	lo, err := loopbackList()
-	if err != nil {
-		return Attachment{}, err
-	}
-	if _, err := m.cni.AddNetworkList(ctx, lo, &libcni.RuntimeConf{ContainerID: a.ContainerID, NetNS: a.NetNS, IfName: "lo"}); err != nil {
-		return Attachment{}, fmt.Errorf("bring up loopback: %w", m.pluginError(err))
-	}
 	for i := range a.Endpoints {
 		ep := &a.Endpoints[i]
 		res, err := m.cni.AddNetworkList(ctx, lists[ep.Network], m.runtimeConf(a, i))
@@ -373,15 +366,6 @@ func (m *Manager) teardownLocked(ctx context.Context, id string) error {
 		if err := m.delEndpoint(ctx, a, i); err != nil {
 			errs = append(errs, fmt.Errorf("leave network %s: %w", a.Endpoints[i].Network, err))
 			kept = append([]Endpoint{a.Endpoints[i]}, kept...)
-		}
-	}
-	if lo, err := loopbackList(); err == nil {
-		rt := &libcni.RuntimeConf{ContainerID: id, IfName: "lo"}
-		if isNetNS(a.NetNS) {
-			rt.NetNS = a.NetNS
-		}
-		if err := m.cni.DelNetworkList(ctx, lo, rt); err != nil {
-			m.log.Debug("loopback DEL", "id", id, "err", err)
 		}
 	}
 	if len(errs) > 0 {

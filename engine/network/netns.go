@@ -34,6 +34,10 @@ func newNetNS(path string) (retErr error) {
 			errc <- fmt.Errorf("unshare the network namespace: %w", err)
 			return
 		}
+		if err := loopbackUp(); err != nil {
+			errc <- fmt.Errorf("bring up lo in the new network namespace: %w", err)
+			return
+		}
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
 		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
 			errc <- fmt.Errorf("bind-mount the network namespace at %s: %w", path, err)
@@ -42,6 +46,30 @@ func newNetNS(path string) (retErr error) {
 		errc <- nil
 	}()
 	return <-errc
+}
+
+// loopbackUp sets lo up in the calling thread's network namespace, what
+// the CNI loopback plugin would do, without running a plugin binary (two
+// execs per container, ~60 ms, for one flag). Deleting the namespace
+// removes lo, so there is nothing to undo.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("read the flags of lo: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("set lo up: %w", err)
+	}
+	return nil
 }
 
 // removeNetNS unmounts and removes the namespace at path; a path that is

@@ -269,11 +269,6 @@ func Conflist(n Network, ipamDir string) ([]byte, error) {
 	return json.MarshalIndent(conflist{CNIVersion: cniVersion, Name: n.Name, Plugins: raw, Skiff: n}, "", "  ")
 }
 
-// loopbackList is the conflist that brings up lo in a new namespace.
-func loopbackList() (*libcni.NetworkConfigList, error) {
-	return libcni.ConfListFromBytes([]byte(`{"cniVersion":"` + cniVersion + `","name":"skiff-loopback","plugins":[{"type":"loopback"}]}`))
-}
-
 func newID() string {
 	b := make([]byte, 32)
 	rand.Read(b)

@@ -104,6 +104,12 @@ func TestContainerDefaults(t *testing.T) {
 	if none := d.must("run", "--rm", "--network", "none", reg.Busybox, "ls", "/sys/class/net"); strings.TrimSpace(none) != "lo" {
 		t.Errorf("--network none: interfaces %q, want only lo", none)
 	}
+	// lo is up, in both modes: 127.0.0.1 answers.
+	for _, mode := range []string{"none", "bridge"} {
+		if r := d.run("run", "--rm", "--network", mode, reg.Busybox, "ping", "-c", "1", "-W", "2", "127.0.0.1"); r.Code != 0 {
+			t.Errorf("--network %s: 127.0.0.1 does not answer (is lo up?): %s", mode, r)
+		}
+	}
 	// -e, -w, -u, --entrypoint, --read-only.
 	out = d.must("run", "--rm", "-e", "FOO=bar", "-w", "/tmp", "-u", "nobody", reg.Busybox,
 		"sh", "-c", "echo $FOO $(pwd) $(id -un)")
