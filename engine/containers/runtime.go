@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/skiff-containers/skiff/errdefs"
+	"golang.org/x/sys/unix"
 )
 
 // ociCLI runs an OCI runtime's command line (runc's), for what the engine
@@ -93,9 +94,33 @@ func processGone(pid int) bool {
 	return false
 }
 
-// waitGone polls until pid is gone or d passes.
+// waitGone waits until pid is gone (exited; a zombie counts) or d passes.
+// It sleeps on a pidfd, which becomes readable the moment the process
+// exits, and falls back on polling where pidfds are missing.
 func waitGone(pid int, d time.Duration) bool {
 	deadline := time.Now().Add(d)
+	if processGone(pid) {
+		return true
+	}
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		defer unix.Close(fd)
+		for {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return processGone(pid)
+			}
+			fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			n, err := unix.Poll(fds, int(left/time.Millisecond)+1)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n > 0 {
+				return processGone(pid)
+			}
+		}
+	} else if errors.Is(err, unix.ESRCH) {
+		return true
+	}
 	for !processGone(pid) {
 		if time.Now().After(deadline) {
 			return false

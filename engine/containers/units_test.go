@@ -2,8 +2,10 @@ package containers
 
 import (
 	"errors"
+	"os/exec"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/skiff-containers/skiff/errdefs"
 )
@@ -124,5 +126,25 @@ func TestStartExitCode(t *testing.T) {
 	}
 	if got := programError(`container x: failed precondition: runtime create failed: runc create --bundle b x: exec: "/x": stat /x: no such file or directory (check the bundle b and the runtime's log l)`); got != `exec: "/x": stat /x: no such file or directory` {
 		t.Errorf("programError = %q", got)
+	}
+}
+
+func TestWaitGone(t *testing.T) {
+	cmd := exec.Command("sleep", "0.3")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	if waitGone(cmd.Process.Pid, 50*time.Millisecond) {
+		t.Fatalf("waitGone reported a running process gone")
+	}
+	if !waitGone(cmd.Process.Pid, 5*time.Second) {
+		t.Fatalf("waitGone timed out on a process that exits after 0.3 s")
+	}
+	if !waitGone(cmd.Process.Pid, 0) { // now a zombie (not reaped yet)
+		t.Errorf("a zombie is not gone")
+	}
+	if !waitGone(1<<22+12345, time.Second) {
+		t.Errorf("a pid that does not exist is not gone")
 	}
 }
