@@ -13,9 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 )
 
 // Command runs argv with a timeout and returns its combined output; the
@@ -168,6 +172,26 @@ func (p Podman) Reset(ctx context.Context) error {
 	}
 	if _, err := Command(ctx, 2*time.Minute, p.Args("system", "reset", "-f")...); err != nil {
 		errs = append(errs, err)
+	}
+	// podman leaves its storage driver's own mount (root/overlay) behind.
+	if err := UnmountUnder(p.Dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// UnmountUnder lazily unmounts every mount at or below dir, deepest first.
+func UnmountUnder(dir string) error {
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return err
+	}
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].Mountpoint) > len(mounts[j].Mountpoint) })
+	var errs []error
+	for _, m := range mounts {
+		if err := unix.Unmount(m.Mountpoint, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", m.Mountpoint, err))
+		}
 	}
 	return errors.Join(errs...)
 }
