@@ -345,6 +345,10 @@ func (a *Attachment) readOutput(br *bufio.Reader, stdout, stderr io.Writer) {
 				return
 			}
 			a.exit = &e
+			// The exit frame is the stream's last. Stop reading: the
+			// shim closes the connection next, and input of ours still
+			// unread there makes that close a reset, not an end.
+			return
 		}
 	}
 }
