@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/skiff-containers/skiff/errdefs"
+	"github.com/skiff-containers/skiff/internal/jsonstr"
 )
 
 // The shim speaks package proto's wire format without importing proto:
@@ -157,15 +158,15 @@ func (e *exitStatus) appendJSON(b []byte) []byte {
 // appendJSON appends s as encoding/json marshals a proto.State.
 func (s *state) appendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, s.ID)
+	b = jsonstr.Append(b, s.ID)
 	b = append(b, `,"pid":`...)
 	b = strconv.AppendInt(b, int64(s.Pid), 10)
 	b = append(b, `,"shimPid":`...)
 	b = strconv.AppendInt(b, int64(s.ShimPid), 10)
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, s.Status)
+	b = jsonstr.Append(b, s.Status)
 	b = append(b, `,"bundle":`...)
-	b = appendJSONString(b, s.Bundle)
+	b = jsonstr.Append(b, s.Bundle)
 	b = append(b, `,"terminal":`...)
 	b = strconv.AppendBool(b, s.Terminal)
 	b = append(b, `,"stdin":`...)
@@ -188,11 +189,11 @@ func (r *response) appendJSON(b []byte) []byte {
 	}
 	if r.Error != "" {
 		b = append(sep(b), `"error":`...)
-		b = appendJSONString(b, r.Error)
+		b = jsonstr.Append(b, r.Error)
 	}
 	if r.Class != "" {
 		b = append(sep(b), `"class":`...)
-		b = appendJSONString(b, r.Class)
+		b = jsonstr.Append(b, r.Class)
 	}
 	if r.State != nil {
 		b = append(sep(b), `"state":`...)
@@ -207,59 +208,6 @@ func (r *response) appendJSON(b []byte) []byte {
 		b = strconv.AppendInt(b, int64(r.Pid), 10)
 	}
 	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string, escaped as encoding/json
-// does: HTML-safe, invalid UTF-8 as U+FFFD, U+2028 and U+2029 escaped.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // jsonDecoder reads the few JSON messages the shim receives, with

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/skiff-containers/skiff/errdefs"
+	"github.com/skiff-containers/skiff/internal/jsonstr"
 	"github.com/skiff-containers/skiff/shim/proto"
 )
 
@@ -51,8 +52,8 @@ func TestJSONMatchesEncodingJSON(t *testing.T) {
 	ts := time.Date(2024, 5, 6, 7, 8, 9, 120000000, time.UTC)
 	for _, s := range jsonStrings {
 		want, _ := json.Marshal(s)
-		if got := appendJSONString(nil, s); !bytes.Equal(got, want) {
-			t.Errorf("appendJSONString(%q) = %s, want %s", s, got, want)
+		if got := jsonstr.Append(nil, s); !bytes.Equal(got, want) {
+			t.Errorf("jsonstr.Append(%q) = %s, want %s", s, got, want)
 		}
 		e := &exitStatus{Code: 137, Signal: 9, ExitedAt: ts}
 		st := &state{ID: s, Pid: 12, ShimPid: 11, Status: statusStopped, Bundle: "/b/" + s, Terminal: true, Exit: e}
