@@ -84,36 +84,7 @@ func (a *app) attachAndStart(ctx context.Context, c *clients, id string, o attac
 	}
 
 	// Output: copy until the exit message or the end of the stream.
-	type result struct {
-		code   int
-		exited bool
-		err    error
-	}
-	done := make(chan result, 1)
-	go func() {
-		for {
-			msg, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				done <- result{}
-				return
-			}
-			if err != nil {
-				done <- result{err: err}
-				return
-			}
-			if ex := msg.GetExit(); ex != nil {
-				done <- result{code: int(ex.GetExitCode()), exited: true}
-				return
-			}
-			w := a.env.Stdout
-			if msg.GetStream() == skiffv1.Stream_STREAM_STDERR {
-				w = a.env.Stderr
-			}
-			if len(msg.GetData()) > 0 {
-				w.Write(msg.GetData())
-			}
-		}
-	}()
+	done := a.copyOutput(stream)
 
 	// Signals: forwarded to the container, or (with a tty) ending the CLI
 	// cleanly; SIGWINCH resizes the container's terminal.
@@ -237,4 +208,46 @@ func waitAttached(stream grpc.ClientStream, d time.Duration) {
 	case <-ch:
 	case <-t.C:
 	}
+}
+
+// outputResult is how an attach or exec output stream ended: with the
+// exit code (exited), with an error, or just ended.
+type outputResult struct {
+	code   int
+	exited bool
+	err    error
+}
+
+// copyOutput copies the frames of an attach or exec stream to the CLI's
+// stdout and stderr until the exit frame or the end of the stream, and
+// reports how it ended on the returned channel.
+func (a *app) copyOutput(stream interface {
+	Recv() (*skiffv1.AttachOutput, error)
+}) <-chan outputResult {
+	done := make(chan outputResult, 1)
+	go func() {
+		for {
+			msg, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				done <- outputResult{}
+				return
+			}
+			if err != nil {
+				done <- outputResult{err: err}
+				return
+			}
+			if ex := msg.GetExit(); ex != nil {
+				done <- outputResult{code: int(ex.GetExitCode()), exited: true}
+				return
+			}
+			w := a.env.Stdout
+			if msg.GetStream() == skiffv1.Stream_STREAM_STDERR {
+				w = a.env.Stderr
+			}
+			if len(msg.GetData()) > 0 {
+				w.Write(msg.GetData())
+			}
+		}
+	}()
+	return done
 }

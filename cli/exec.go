@@ -194,36 +194,7 @@ func (a *app) execContainer(ctx context.Context, o *execOptions, id string, cmdA
 		defer term.Restore(inFd, state)
 	}
 
-	type result struct {
-		code   int
-		exited bool
-		err    error
-	}
-	done := make(chan result, 1)
-	go func() {
-		for {
-			msg, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				done <- result{}
-				return
-			}
-			if err != nil {
-				done <- result{err: err}
-				return
-			}
-			if ex := msg.GetExit(); ex != nil {
-				done <- result{code: int(ex.GetExitCode()), exited: true}
-				return
-			}
-			w := a.env.Stdout
-			if msg.GetStream() == skiffv1.Stream_STREAM_STDERR {
-				w = a.env.Stderr
-			}
-			if len(msg.GetData()) > 0 {
-				w.Write(msg.GetData())
-			}
-		}
-	}()
+	done := a.copyOutput(stream)
 
 	detached := make(chan struct{})
 	if o.interactive {

@@ -174,9 +174,8 @@ func (a *app) imagePruneCommand() *cobra.Command {
 				if all {
 					warning = "WARNING! This will remove all images without at least one container associated to them.\n"
 				}
-				fmt.Fprint(a.env.Stdout, warning+"Are you sure you want to continue? [y/N] ")
-				if !confirmed(a.env.Stdin) {
-					return &statusError{code: exitGeneral, msg: "Error: image prune has been cancelled"}
+				if err := a.confirmPrune("image", warning); err != nil {
+					return err
 				}
 			}
 			ctx, c, err := a.connect(cmd.Context())
@@ -385,9 +384,8 @@ func (a *app) systemPruneCommand() *cobra.Command {
 				} else {
 					w += "  - all dangling images\n"
 				}
-				fmt.Fprint(a.env.Stdout, w+"\nAre you sure you want to continue? [y/N] ")
-				if !confirmed(a.env.Stdin) {
-					return &statusError{code: exitGeneral, msg: "Error: system prune has been cancelled"}
+				if err := a.confirmPrune("system", w+"\n"); err != nil {
+					return err
 				}
 			}
 			ctx, c, err := a.connect(cmd.Context())

@@ -286,9 +286,8 @@ func (a *app) volumePruneCommand() *cobra.Command {
 				if all {
 					warning = "WARNING! This will remove all local volumes not used by at least one container.\n"
 				}
-				fmt.Fprint(a.env.Stdout, warning+"Are you sure you want to continue? [y/N] ")
-				if !confirmed(a.env.Stdin) {
-					return &statusError{code: exitGeneral, msg: "Error: volume prune has been cancelled"}
+				if err := a.confirmPrune("volume", warning); err != nil {
+					return err
 				}
 			}
 			ctx, vc, err := a.volumesClient(cmd.Context())
@@ -316,6 +315,16 @@ func (a *app) volumePruneCommand() *cobra.Command {
 }
 
 // confirmed reads a y/yes answer from in.
+// confirmPrune asks, as docker's prune commands do, whether to go on after
+// warning (which ends with a newline); a no is the error to return.
+func (a *app) confirmPrune(what, warning string) error {
+	fmt.Fprint(a.env.Stdout, warning+"Are you sure you want to continue? [y/N] ")
+	if !confirmed(a.env.Stdin) {
+		return &statusError{code: exitGeneral, msg: "Error: " + what + " prune has been cancelled"}
+	}
+	return nil
+}
+
 func confirmed(in io.Reader) bool {
 	if in == nil {
 		return false

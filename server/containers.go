@@ -301,10 +301,16 @@ func (s *containersServer) Resize(ctx context.Context, req *skiffv1.ResizeReques
 	return &skiffv1.ResizeResponse{}, nil
 }
 
-// streamWriter sends what is written to it as output frames of one stream.
+// outputSender is the sending side of the attach and exec streams.
+type outputSender interface {
+	Send(*skiffv1.AttachOutput) error
+}
+
+// streamWriter sends what is written to it as output frames of one stream
+// of an attach or an exec; mu serialises the frames of both streams.
 type streamWriter struct {
 	mu     *sync.Mutex
-	stream skiffv1.Containers_AttachServer
+	stream outputSender
 	which  skiffv1.Stream
 }
 

@@ -12,24 +12,6 @@ import (
 	"github.com/skiff-containers/skiff/errdefs"
 )
 
-// execStreamWriter sends what is written to it as output frames of one
-// stream of an exec.
-type execStreamWriter struct {
-	mu     *sync.Mutex
-	stream skiffv1.Containers_ExecServer
-	which  skiffv1.Stream
-}
-
-func (w execStreamWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	data := append([]byte(nil), p...)
-	if err := w.stream.Send(&skiffv1.AttachOutput{Stream: w.which, Data: data}); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
 // Exec serves the bidi exec stream: the first client message must be an
 // ExecStart. The server streams the process's output and ends with a
 // frame carrying its exit code; a detached exec ends the stream once the
@@ -64,8 +46,8 @@ func (s *containersServer) Exec(stream skiffv1.Containers_ExecServer) error {
 		Detach:     start.GetDetach(),
 		Width:      uint16(start.GetWidth()),
 		Height:     uint16(start.GetHeight()),
-		Stdout:     execStreamWriter{&mu, stream, skiffv1.Stream_STREAM_STDOUT},
-		Stderr:     execStreamWriter{&mu, stream, skiffv1.Stream_STREAM_STDERR},
+		Stdout:     streamWriter{&mu, stream, skiffv1.Stream_STREAM_STDOUT},
+		Stderr:     streamWriter{&mu, stream, skiffv1.Stream_STREAM_STDERR},
 	}
 	var stdinW *io.PipeWriter
 	if start.GetStdin() && !start.GetDetach() {
