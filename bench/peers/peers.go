@@ -22,17 +22,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Command runs argv with a timeout and returns its combined output; the
-// error quotes the output.
+// Command runs argv with a timeout and returns its stdout; the error quotes
+// its stderr.
 func Command(ctx context.Context, timeout time.Duration, argv ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, out)
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
 	}
-	return string(out), nil
+	return stdout.String(), nil
 }
 
 // Containerd is a private containerd daemon.

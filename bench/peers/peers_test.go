@@ -11,7 +11,8 @@ import (
 
 func TestUnmountUnder(t *testing.T) {
 	dir := t.TempDir()
-	inner := filepath.Join(dir, "a", "b")
+	// "b c": mountinfo escapes the space (\040); it must still be found.
+	inner := filepath.Join(dir, "a", "b c")
 	if err := os.MkdirAll(inner, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-containers/skiff/bench/bundle"
+	"github.com/skiff-containers/skiff/bench/peers"
 	"github.com/skiff-containers/skiff/bench/runtimebench"
 	"github.com/skiff-containers/skiff/internal/imagebuild"
 	"github.com/skiff-containers/skiff/shim/client"
@@ -196,20 +196,6 @@ func monitorOf(initPid int, want string) (int, error) {
 	return ppid, nil
 }
 
-// command runs argv and returns its stdout, or an error with its stderr.
-func command(ctx context.Context, timeout time.Duration, argv ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.String(), nil
-}
-
 // reapChildren reaps the monitors reparented to this process; those still
 // running after timeout are killed, and reported.
 func reapChildren(timeout time.Duration) error {
@@ -368,27 +354,16 @@ func startPodman(ctx context.Context, cfg Config, rootfs, dir string) (pids []in
 	if err := bundle.BusyboxRootfs(prootfs); err != nil {
 		return nil, cleanup, err
 	}
-	podman := func(args ...string) []string {
-		return append([]string{"podman",
-			"--root", filepath.Join(dir, "root"),
-			"--runroot", filepath.Join(dir, "runroot"),
-			"--tmpdir", filepath.Join(dir, "tmp"),
-			"--network-config-dir", filepath.Join(dir, "networks"),
-			"--storage-driver", "vfs",
-			"--cgroup-manager", "cgroupfs",
-			"--events-backend", "file",
-			"--runtime", cfg.Runc,
-		}, args...)
-	}
+	podman := peers.Podman{Dir: dir, Runtime: cfg.Runc, Driver: "vfs"}.Args
 	cleanup = func() (err error) {
-		if _, rerr := command(context.Background(), 2*time.Minute, podman("rm", "-af", "-t", "0")...); rerr != nil && err == nil {
+		if _, rerr := peers.Command(context.Background(), 2*time.Minute, podman("rm", "-af", "-t", "0")...); rerr != nil && err == nil {
 			err = rerr
 		}
 		// conmon is reparented to this process.
 		if rerr := waitGone(pids, 20*time.Second); rerr != nil && err == nil {
 			err = rerr
 		}
-		unmountUnder(dir)
+		peers.UnmountUnder(dir)
 		if rerr := removeCgroupTree(cgParent); rerr != nil && err == nil {
 			err = rerr
 		}
@@ -396,7 +371,7 @@ func startPodman(ctx context.Context, cfg Config, rootfs, dir string) (pids []in
 	}
 	var ids []string
 	for i := 0; i < cfg.N; i++ {
-		out, err := command(ctx, 2*time.Minute, podman("run", "-d", "--name", fmt.Sprintf("shimbench-%d", i),
+		out, err := peers.Command(ctx, 2*time.Minute, podman("run", "-d", "--name", fmt.Sprintf("shimbench-%d", i),
 			"--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", "--network", "none",
 			"--cgroup-parent", cgParent, "--rootfs", prootfs, "sleep", "3600")...)
 		if err != nil {
@@ -404,7 +379,7 @@ func startPodman(ctx context.Context, cfg Config, rootfs, dir string) (pids []in
 		}
 		ids = append(ids, strings.TrimSpace(out))
 	}
-	out, err := command(ctx, time.Minute, podman(append([]string{"inspect", "-f", "{{.State.ConmonPid}} {{.State.Pid}}"}, ids...)...)...)
+	out, err := peers.Command(ctx, time.Minute, podman(append([]string{"inspect", "-f", "{{.State.ConmonPid}} {{.State.Pid}}"}, ids...)...)...)
 	if err != nil {
 		return nil, cleanup, err
 	}
@@ -435,58 +410,20 @@ func startPodman(ctx context.Context, cfg Config, rootfs, dir string) (pids []in
 // containerd.
 func startContainerd(ctx context.Context, cfg Config, dir string) (pids []int, cleanup func() error, err error) {
 	ns := fmt.Sprintf("shimbench-%d", os.Getpid())
-	address := filepath.Join(dir, "containerd.sock")
-	config := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.internal.v1.restart",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing",
-]
-
-[grpc]
-  address = %q
-
-[ttrpc]
-  address = %q
-
-[plugins]
-  [plugins."io.containerd.internal.v1.opt"]
-    path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), address, address+".ttrpc", filepath.Join(dir, "opt"))
-	configPath := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
-		return nil, cleanup, err
-	}
-	logF, err := os.Create(filepath.Join(dir, "containerd.log"))
+	cd, err := peers.StartContainerd(ctx, dir, ns)
 	if err != nil {
 		return nil, cleanup, err
 	}
-	defer logF.Close()
-	daemon := exec.Command("containerd", "--config", configPath)
-	daemon.Stdout, daemon.Stderr = logF, logF
-	daemon.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := daemon.Start(); err != nil {
-		return nil, cleanup, fmt.Errorf("start containerd: %w", err)
-	}
-	ctr := func(args ...string) []string {
-		return append([]string{"ctr", "--address", address, "--namespace", ns}, args...)
-	}
+	ctr := cd.Ctr
 	var ids []string
 	cleanup = func() (err error) {
 		for _, id := range ids {
-			command(context.Background(), 20*time.Second, ctr("task", "kill", "-s", "KILL", id)...)
+			peers.Command(context.Background(), 20*time.Second, ctr("task", "kill", "-s", "KILL", id)...)
 		}
 		for _, id := range ids {
 			var rerr error
 			for try := 0; try < 50; try++ {
-				if _, rerr = command(context.Background(), 20*time.Second, ctr("task", "rm", "-f", id)...); rerr == nil {
+				if _, rerr = peers.Command(context.Background(), 20*time.Second, ctr("task", "rm", "-f", id)...); rerr == nil {
 					break
 				}
 				time.Sleep(100 * time.Millisecond)
@@ -494,43 +431,24 @@ disabled_plugins = [
 			if rerr != nil && err == nil {
 				err = rerr
 			}
-			if _, rerr := command(context.Background(), 20*time.Second, ctr("container", "rm", id)...); rerr != nil && err == nil {
+			if _, rerr := peers.Command(context.Background(), 20*time.Second, ctr("container", "rm", id)...); rerr != nil && err == nil {
 				err = rerr
 			}
 		}
-		command(context.Background(), 30*time.Second, ctr("image", "rm", "--sync", imagebuild.DefaultName)...)
-		daemon.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- daemon.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			daemon.Process.Kill()
-			<-done
-			if err == nil {
-				err = errors.New("containerd did not stop on SIGTERM")
-			}
+		peers.Command(context.Background(), 30*time.Second, ctr("image", "rm", "--sync", imagebuild.DefaultName)...)
+		if rerr := cd.Stop(); rerr != nil && err == nil {
+			err = rerr
 		}
 		// The shims exit when their last task is deleted; they were
 		// reparented to this process.
 		if rerr := waitGone(pids, 20*time.Second); rerr != nil && err == nil {
 			err = rerr
 		}
-		unmountUnder(dir)
+		peers.UnmountUnder(dir)
 		if rerr := removeCgroupTree("/" + ns); rerr != nil && err == nil {
 			err = rerr
 		}
 		return err
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		out, err := command(ctx, 10*time.Second, ctr("version")...)
-		if err == nil && strings.Contains(out, "Server:") {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, cleanup, fmt.Errorf("containerd did not come up: %v (see %s)", err, logF.Name())
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	img, err := imagebuild.Build(imagebuild.Options{})
 	if err != nil {
@@ -540,7 +458,7 @@ disabled_plugins = [
 	if err := img.WriteArchiveFile(archive); err != nil {
 		return nil, cleanup, err
 	}
-	if _, err := command(ctx, 2*time.Minute, ctr("image", "import", archive)...); err != nil {
+	if _, err := peers.Command(ctx, 2*time.Minute, ctr("image", "import", archive)...); err != nil {
 		return nil, cleanup, err
 	}
 	for i := 0; i < cfg.N; i++ {
@@ -549,13 +467,13 @@ disabled_plugins = [
 		if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
 			return nil, cleanup, err
 		}
-		if _, err := command(ctx, 2*time.Minute, ctr("run", "-d", "--runc-binary", cfg.Runc, "--log-uri", logURI, imagebuild.DefaultName, id, "sleep", "3600")...); err != nil {
+		if _, err := peers.Command(ctx, 2*time.Minute, ctr("run", "-d", "--runc-binary", cfg.Runc, "--log-uri", logURI, imagebuild.DefaultName, id, "sleep", "3600")...); err != nil {
 			return nil, cleanup, err
 		}
 		ids = append(ids, id)
 	}
 	for _, id := range ids {
-		out, err := command(ctx, 20*time.Second, ctr("task", "ls")...)
+		out, err := peers.Command(ctx, 20*time.Second, ctr("task", "ls")...)
 		if err != nil {
 			return nil, cleanup, err
 		}

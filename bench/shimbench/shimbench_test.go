@@ -37,14 +37,6 @@ func TestReadMemSelf(t *testing.T) {
 	}
 }
 
-func TestUnescapeMount(t *testing.T) {
-	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/end\04`: `/end\04`} {
-		if got := unescapeMount(in); got != want {
-			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestWriteFile(t *testing.T) {
 	rep := &Report{Date: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), N: 2, Settle: 150 * time.Second,
 		Versions: map[string]string{"conmon": "conmon version 2"},
