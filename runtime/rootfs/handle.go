@@ -32,6 +32,9 @@ const (
 type inRoot struct {
 	path string   // cleaned, symlink-free absolute host path of the rootfs
 	root *os.File // O_PATH handle on it
+	// noOpenat2 is set once openat2(2) turned out to be missing (Linux <
+	// 5.6): pathrs-lite then does the lookups its own, slower, safe way.
+	noOpenat2 bool
 }
 
 // open resolves unsafePath inside the rootfs, refusing symlinks that climb
@@ -69,10 +72,6 @@ func (r *inRoot) open(unsafePath string, kind createKind) (*os.File, string, err
 	return nil, resolved, fmt.Errorf("%w: unknown create kind %d", errdefs.ErrInvalidArgument, kind)
 }
 
-// noOpenat2 is set once openat2(2) turned out to be missing (Linux < 5.6):
-// pathrs-lite then does the lookups its own, slower, safe way.
-var noOpenat2 bool
-
 // openat2 opens name under dir with openat2(2), retrying the spurious
 // EAGAIN (and EXDEV) that a scoped lookup gets when a rename or mount races
 // with "..", as pathrs-lite does.
@@ -84,9 +83,6 @@ func openat2(dir *os.File, name string, how *unix.OpenHow, fullPath string) (*os
 		}
 		if (err == unix.EAGAIN || err == unix.EXDEV || err == unix.EINTR) && tries < 128 {
 			continue
-		}
-		if err == unix.ENOSYS {
-			noOpenat2 = true
 		}
 		return nil, &os.PathError{Op: "openat2", Path: fullPath, Err: err}
 	}
@@ -101,7 +97,7 @@ func openat2(dir *os.File, name string, how *unix.OpenHow, fullPath string) (*os
 // and two syscalls per created directory, where pathrs-lite's general
 // MkdirAllHandle verifies its handles through a private procfs at each step.
 func (r *inRoot) mkdirAll(resolved string) (*os.File, error) {
-	if noOpenat2 {
+	if r.noOpenat2 {
 		return pathrs.MkdirAllHandle(r.root, resolved, 0o755)
 	}
 	parts := strings.FieldsFunc(resolved, func(c rune) bool { return c == '/' })
@@ -113,7 +109,7 @@ func (r *inRoot) mkdirAll(resolved string) (*os.File, error) {
 			dir = f
 			break
 		}
-		if noOpenat2 {
+		if r.noOpenat2 {
 			return pathrs.MkdirAllHandle(r.root, resolved, 0o755)
 		}
 		if !errors.Is(err, fs.ErrNotExist) || n == 0 {
@@ -169,14 +165,15 @@ func (r *inRoot) withProcfd(f *os.File, resolved string, fn func(procfd string) 
 // the handle through a verified private procfs. The handle is named by the
 // path it was asked for; withProcfd checks what it really is before any use.
 func (r *inRoot) reopen(resolved string) (*os.File, error) {
-	if noOpenat2 {
+	if r.noOpenat2 {
 		return pathrs.OpenatInRoot(r.root, resolved)
 	}
 	f, err := openat2(r.root, resolved, &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	}, filepath.Join(r.path, resolved))
-	if err != nil && noOpenat2 {
+	if errors.Is(err, unix.ENOSYS) {
+		r.noOpenat2 = true
 		return pathrs.OpenatInRoot(r.root, resolved)
 	}
 	return f, err
