@@ -423,3 +423,46 @@ func TestNetworkSurvivesDaemonCrash(t *testing.T) {
 	}
 	d.must("network", "rm", "crashnet")
 }
+
+// TestNetworkPublishAll: -P publishes the image's ExposedPorts on random
+// host ports, which `skiff port` and inspect report and which answer.
+func TestNetworkPublishAll(t *testing.T) {
+	t.Parallel()
+	reg := startRegistry(t) // only for the busybox rootfs
+	d := startDaemon(t)
+	tarball := filepath.Join(t.TempDir(), "rootfs.tar.gz")
+	if err := os.WriteFile(tarball, reg.image.Layer.Data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.must("import", "-c", "EXPOSE 80/tcp", "-c", "EXPOSE 9999/udp", tarball, "example.com/web:v1")
+	d.must(append([]string{"run", "-d", "--name", "web", "-P", "example.com/web:v1"}, httpdCmd("published-all")...)...)
+	ports := d.must("port", "web")
+	var tcp string
+	for _, l := range strings.Split(strings.TrimSpace(ports), "\n") {
+		k, v, _ := strings.Cut(l, " -> ")
+		switch k {
+		case "80/tcp":
+			tcp = v
+		case "9999/udp":
+		default:
+			t.Errorf("skiff port web: unexpected line %q", l)
+		}
+	}
+	if !strings.Contains(ports, "9999/udp -> 0.0.0.0:") || !strings.HasPrefix(tcp, "0.0.0.0:") {
+		t.Fatalf("skiff port web after -P: %q", ports)
+	}
+	_, hp, _ := net.SplitHostPort(tcp)
+	if n, err := strconv.Atoi(hp); err != nil || n == 80 || n < 1024 {
+		t.Errorf("-P bound 80/tcp to host port %q, want a random high port", hp)
+	}
+	if got := get(t, net.JoinHostPort("127.0.0.1", hp)); got != "published-all" {
+		t.Errorf("GET via the -P port %s: %q", hp, got)
+	}
+	if out := d.must("inspect", "--format", `{{range $p, $b := .NetworkSettings.Ports}}{{$p}}={{(index $b 0).HostPort}} {{end}}`, "web"); !strings.Contains(out, "80/tcp="+hp) {
+		t.Errorf("inspect NetworkSettings.Ports: %q, want 80/tcp=%s", out, hp)
+	}
+	d.must("rm", "-f", "web")
+	if l := d.networkLeftovers(); len(l) > 0 {
+		t.Fatalf("left after rm:\n%s", strings.Join(l, "\n"))
+	}
+}
