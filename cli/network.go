@@ -282,7 +282,7 @@ func (a *app) networkCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "network", Short: "Manage networks", Args: cobra.ArbitraryArgs, RunE: groupRunE}
 	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError(cmd, err) })
 	cmd.AddCommand(a.networkCreateCommand(), a.networkLsCommand(), a.networkInspectCommand(),
-		a.networkRmCommand(), a.networkConnectCommand(), a.networkDisconnectCommand())
+		a.networkRmCommand(), a.networkConnectCommand(), a.networkDisconnectCommand(), a.networkPruneCommand())
 	return cmd
 }
 
@@ -477,6 +477,40 @@ func (a *app) networkRmCommand() *cobra.Command {
 			})
 		},
 	}
+}
+
+func (a *app) networkPruneCommand() *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove all unused networks",
+		Args:  maxArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !force {
+				if err := a.confirmPrune("network", "WARNING! This will remove all custom networks not used by at least one container.\n"); err != nil {
+					return err
+				}
+			}
+			ctx, nc, err := a.networks(cmd.Context())
+			if err != nil {
+				return err
+			}
+			resp, err := nc.Prune(ctx, &skiffv1.PruneNetworksRequest{})
+			if err != nil {
+				return a.fromDaemon(err)
+			}
+			if len(resp.GetDeleted()) > 0 {
+				fmt.Fprintln(a.env.Stdout, "Deleted Networks:")
+				for _, n := range resp.GetDeleted() {
+					fmt.Fprintln(a.env.Stdout, n)
+				}
+				fmt.Fprintln(a.env.Stdout)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
+	return cmd
 }
 
 func (a *app) networkConnectCommand() *cobra.Command {

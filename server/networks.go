@@ -68,6 +68,14 @@ func (s *networksServer) Remove(ctx context.Context, req *skiffv1.RemoveNetworkR
 	return &skiffv1.RemoveNetworkResponse{}, nil
 }
 
+func (s *networksServer) Prune(ctx context.Context, req *skiffv1.PruneNetworksRequest) (*skiffv1.PruneNetworksResponse, error) {
+	deleted, err := s.ctr.PruneNetworks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &skiffv1.PruneNetworksResponse{Deleted: deleted}, nil
+}
+
 func (s *networksServer) Connect(ctx context.Context, req *skiffv1.ConnectNetworkRequest) (*skiffv1.ConnectNetworkResponse, error) {
 	ns, err := Namespace(ctx)
 	if err != nil {

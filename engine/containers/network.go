@@ -3,6 +3,7 @@ package containers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -441,4 +442,33 @@ func (s *Service) RemoveNetwork(ctx context.Context, netName string) error {
 		}
 	}
 	return m.Remove(ctx, n.Name)
+}
+
+// PruneNetworks removes every network but the default one that no
+// container of any namespace uses, as RemoveNetwork would one by one, and
+// returns the names removed. A network that gained a user meanwhile is
+// kept.
+func (s *Service) PruneNetworks(ctx context.Context) ([]string, error) {
+	m := s.cfg.Network
+	if m == nil {
+		return nil, fmt.Errorf("prune networks: skiffd runs without networking: %w", errdefs.ErrNotImplemented)
+	}
+	nets, err := m.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prune networks: %w", err)
+	}
+	var removed []string
+	for _, n := range nets {
+		if m.IsDefault(n.Name) {
+			continue
+		}
+		switch err := s.RemoveNetwork(ctx, n.Name); {
+		case err == nil:
+			removed = append(removed, n.Name)
+		case errors.Is(err, errdefs.ErrFailedPrecondition), errors.Is(err, errdefs.ErrNotFound):
+		default:
+			return removed, fmt.Errorf("prune networks: %w", err)
+		}
+	}
+	return removed, nil
 }

@@ -466,3 +466,38 @@ func TestNetworkPublishAll(t *testing.T) {
 		t.Fatalf("left after rm:\n%s", strings.Join(l, "\n"))
 	}
 }
+
+// TestNetworkPrune: prune removes the networks no container uses, keeps
+// one that a stopped container still names, and never the default one.
+func TestNetworkPrune(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t)
+	reg := startRegistry(t)
+	d.must("pull", reg.Busybox)
+	usedNet, unusedNet := freeSubnet(t), freeSubnet(t)
+	d.must("network", "create", "--subnet", usedNet, "used")
+	d.must("network", "create", "--subnet", unusedNet, "unused")
+	br := strings.TrimSpace(d.must("network", "inspect", "--format", `{{index .Options "com.docker.network.bridge.name"}}`, "unused"))
+	d.must("create", "--name", "holder", "--network", "used", reg.Busybox, "true")
+	if r := d.runIn([]byte("n\n"), "network", "prune"); r.Code != 1 || !strings.Contains(r.Stderr, "cancelled") {
+		t.Errorf("network prune answered no: %s", r)
+	}
+	out := d.must("network", "prune", "-f")
+	if out != "Deleted Networks:\nunused\n\n" {
+		t.Errorf("network prune printed %q", out)
+	}
+	ls := d.must("network", "ls", "--format", "{{.Name}}")
+	if !strings.Contains(ls, "used\n") || strings.Contains(ls, "unused") || !strings.Contains(ls, "skiff\n") {
+		t.Errorf("network ls after prune:\n%s", ls)
+	}
+	if _, err := net.InterfaceByName(br); err == nil {
+		t.Errorf("bridge %s of the pruned network is left", br)
+	}
+	d.must("rm", "holder")
+	if out := d.must("network", "prune", "-f"); out != "Deleted Networks:\nused\n\n" {
+		t.Errorf("second network prune printed %q", out)
+	}
+	if out := d.must("network", "prune", "-f"); out != "" {
+		t.Errorf("network prune with nothing to prune printed %q", out)
+	}
+}

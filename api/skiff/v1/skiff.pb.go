@@ -3036,6 +3036,86 @@ func (*DisconnectNetworkResponse) Descriptor() ([]byte, []int) {
 	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{48}
 }
 
+type PruneNetworksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneNetworksRequest) Reset() {
+	*x = PruneNetworksRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneNetworksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneNetworksRequest) ProtoMessage() {}
+
+func (x *PruneNetworksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneNetworksRequest.ProtoReflect.Descriptor instead.
+func (*PruneNetworksRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{49}
+}
+
+type PruneNetworksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       []string               `protobuf:"bytes,1,rep,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneNetworksResponse) Reset() {
+	*x = PruneNetworksResponse{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneNetworksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneNetworksResponse) ProtoMessage() {}
+
+func (x *PruneNetworksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneNetworksResponse.ProtoReflect.Descriptor instead.
+func (*PruneNetworksResponse) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *PruneNetworksResponse) GetDeleted() []string {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
 type Volume struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -3051,7 +3131,7 @@ type Volume struct {
 
 func (x *Volume) Reset() {
 	*x = Volume{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3063,7 +3143,7 @@ func (x *Volume) String() string {
 func (*Volume) ProtoMessage() {}
 
 func (x *Volume) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[49]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3076,7 +3156,7 @@ func (x *Volume) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Volume.ProtoReflect.Descriptor instead.
 func (*Volume) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{49}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Volume) GetName() string {
@@ -3139,7 +3219,7 @@ type CreateVolumeRequest struct {
 
 func (x *CreateVolumeRequest) Reset() {
 	*x = CreateVolumeRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3151,7 +3231,7 @@ func (x *CreateVolumeRequest) String() string {
 func (*CreateVolumeRequest) ProtoMessage() {}
 
 func (x *CreateVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[50]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3164,7 +3244,7 @@ func (x *CreateVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateVolumeRequest.ProtoReflect.Descriptor instead.
 func (*CreateVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{50}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *CreateVolumeRequest) GetName() string {
@@ -3196,7 +3276,7 @@ type ListVolumesRequest struct {
 
 func (x *ListVolumesRequest) Reset() {
 	*x = ListVolumesRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3208,7 +3288,7 @@ func (x *ListVolumesRequest) String() string {
 func (*ListVolumesRequest) ProtoMessage() {}
 
 func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[51]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3221,7 +3301,7 @@ func (x *ListVolumesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesRequest.ProtoReflect.Descriptor instead.
 func (*ListVolumesRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{51}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{53}
 }
 
 type ListVolumesResponse struct {
@@ -3233,7 +3313,7 @@ type ListVolumesResponse struct {
 
 func (x *ListVolumesResponse) Reset() {
 	*x = ListVolumesResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3245,7 +3325,7 @@ func (x *ListVolumesResponse) String() string {
 func (*ListVolumesResponse) ProtoMessage() {}
 
 func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[52]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3258,7 +3338,7 @@ func (x *ListVolumesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVolumesResponse.ProtoReflect.Descriptor instead.
 func (*ListVolumesResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{52}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListVolumesResponse) GetVolumes() []*Volume {
@@ -3277,7 +3357,7 @@ type InspectVolumeRequest struct {
 
 func (x *InspectVolumeRequest) Reset() {
 	*x = InspectVolumeRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3289,7 +3369,7 @@ func (x *InspectVolumeRequest) String() string {
 func (*InspectVolumeRequest) ProtoMessage() {}
 
 func (x *InspectVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[53]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3302,7 +3382,7 @@ func (x *InspectVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectVolumeRequest.ProtoReflect.Descriptor instead.
 func (*InspectVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{53}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *InspectVolumeRequest) GetName() string {
@@ -3322,7 +3402,7 @@ type RemoveVolumeRequest struct {
 
 func (x *RemoveVolumeRequest) Reset() {
 	*x = RemoveVolumeRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3334,7 +3414,7 @@ func (x *RemoveVolumeRequest) String() string {
 func (*RemoveVolumeRequest) ProtoMessage() {}
 
 func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[54]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3347,7 +3427,7 @@ func (x *RemoveVolumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{54}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *RemoveVolumeRequest) GetName() string {
@@ -3372,7 +3452,7 @@ type RemoveVolumeResponse struct {
 
 func (x *RemoveVolumeResponse) Reset() {
 	*x = RemoveVolumeResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3384,7 +3464,7 @@ func (x *RemoveVolumeResponse) String() string {
 func (*RemoveVolumeResponse) ProtoMessage() {}
 
 func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[55]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3397,7 +3477,7 @@ func (x *RemoveVolumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveVolumeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveVolumeResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{55}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{57}
 }
 
 type PruneVolumesRequest struct {
@@ -3409,7 +3489,7 @@ type PruneVolumesRequest struct {
 
 func (x *PruneVolumesRequest) Reset() {
 	*x = PruneVolumesRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3421,7 +3501,7 @@ func (x *PruneVolumesRequest) String() string {
 func (*PruneVolumesRequest) ProtoMessage() {}
 
 func (x *PruneVolumesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[56]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3434,7 +3514,7 @@ func (x *PruneVolumesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVolumesRequest.ProtoReflect.Descriptor instead.
 func (*PruneVolumesRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{56}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *PruneVolumesRequest) GetAll() bool {
@@ -3454,7 +3534,7 @@ type PruneVolumesResponse struct {
 
 func (x *PruneVolumesResponse) Reset() {
 	*x = PruneVolumesResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3466,7 +3546,7 @@ func (x *PruneVolumesResponse) String() string {
 func (*PruneVolumesResponse) ProtoMessage() {}
 
 func (x *PruneVolumesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[57]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3479,7 +3559,7 @@ func (x *PruneVolumesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneVolumesResponse.ProtoReflect.Descriptor instead.
 func (*PruneVolumesResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{57}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *PruneVolumesResponse) GetDeleted() []string {
@@ -3506,7 +3586,7 @@ type RestartPolicy struct {
 
 func (x *RestartPolicy) Reset() {
 	*x = RestartPolicy{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3518,7 +3598,7 @@ func (x *RestartPolicy) String() string {
 func (*RestartPolicy) ProtoMessage() {}
 
 func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[58]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3531,7 +3611,7 @@ func (x *RestartPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartPolicy.ProtoReflect.Descriptor instead.
 func (*RestartPolicy) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{58}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RestartPolicy) GetName() string {
@@ -3608,7 +3688,7 @@ type ContainerConfig struct {
 
 func (x *ContainerConfig) Reset() {
 	*x = ContainerConfig{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3620,7 +3700,7 @@ func (x *ContainerConfig) String() string {
 func (*ContainerConfig) ProtoMessage() {}
 
 func (x *ContainerConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[59]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3633,7 +3713,7 @@ func (x *ContainerConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerConfig.ProtoReflect.Descriptor instead.
 func (*ContainerConfig) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{59}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ContainerConfig) GetName() string {
@@ -3892,7 +3972,7 @@ type EndpointConfig struct {
 
 func (x *EndpointConfig) Reset() {
 	*x = EndpointConfig{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3904,7 +3984,7 @@ func (x *EndpointConfig) String() string {
 func (*EndpointConfig) ProtoMessage() {}
 
 func (x *EndpointConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[60]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3917,7 +3997,7 @@ func (x *EndpointConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EndpointConfig.ProtoReflect.Descriptor instead.
 func (*EndpointConfig) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{60}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *EndpointConfig) GetNetwork() string {
@@ -3953,7 +4033,7 @@ type PortBinding struct {
 
 func (x *PortBinding) Reset() {
 	*x = PortBinding{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3965,7 +4045,7 @@ func (x *PortBinding) String() string {
 func (*PortBinding) ProtoMessage() {}
 
 func (x *PortBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[61]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3978,7 +4058,7 @@ func (x *PortBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortBinding.ProtoReflect.Descriptor instead.
 func (*PortBinding) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{61}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *PortBinding) GetHostIp() string {
@@ -4026,7 +4106,7 @@ type Mount struct {
 
 func (x *Mount) Reset() {
 	*x = Mount{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4038,7 +4118,7 @@ func (x *Mount) String() string {
 func (*Mount) ProtoMessage() {}
 
 func (x *Mount) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[62]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4051,7 +4131,7 @@ func (x *Mount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mount.ProtoReflect.Descriptor instead.
 func (*Mount) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{62}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *Mount) GetType() string {
@@ -4100,7 +4180,7 @@ type Ulimit struct {
 
 func (x *Ulimit) Reset() {
 	*x = Ulimit{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4112,7 +4192,7 @@ func (x *Ulimit) String() string {
 func (*Ulimit) ProtoMessage() {}
 
 func (x *Ulimit) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[63]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4125,7 +4205,7 @@ func (x *Ulimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ulimit.ProtoReflect.Descriptor instead.
 func (*Ulimit) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{63}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *Ulimit) GetName() string {
@@ -4166,7 +4246,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4178,7 +4258,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[64]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4191,7 +4271,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{64}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *Resources) GetMemory() int64 {
@@ -4269,7 +4349,7 @@ type NetworkSettings struct {
 
 func (x *NetworkSettings) Reset() {
 	*x = NetworkSettings{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4281,7 +4361,7 @@ func (x *NetworkSettings) String() string {
 func (*NetworkSettings) ProtoMessage() {}
 
 func (x *NetworkSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[65]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4294,7 +4374,7 @@ func (x *NetworkSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSettings.ProtoReflect.Descriptor instead.
 func (*NetworkSettings) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *NetworkSettings) GetEndpoints() []*NetworkSettings_Endpoint {
@@ -4358,7 +4438,7 @@ type Container struct {
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4370,7 +4450,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[66]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4383,7 +4463,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{66}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *Container) GetId() string {
@@ -4556,7 +4636,7 @@ type CreateContainerRequest struct {
 
 func (x *CreateContainerRequest) Reset() {
 	*x = CreateContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4568,7 +4648,7 @@ func (x *CreateContainerRequest) String() string {
 func (*CreateContainerRequest) ProtoMessage() {}
 
 func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[67]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4581,7 +4661,7 @@ func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerRequest.ProtoReflect.Descriptor instead.
 func (*CreateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{67}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *CreateContainerRequest) GetConfig() *ContainerConfig {
@@ -4601,7 +4681,7 @@ type CreateContainerResponse struct {
 
 func (x *CreateContainerResponse) Reset() {
 	*x = CreateContainerResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4613,7 +4693,7 @@ func (x *CreateContainerResponse) String() string {
 func (*CreateContainerResponse) ProtoMessage() {}
 
 func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[68]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4626,7 +4706,7 @@ func (x *CreateContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerResponse.ProtoReflect.Descriptor instead.
 func (*CreateContainerResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{68}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *CreateContainerResponse) GetContainer() *Container {
@@ -4654,7 +4734,7 @@ type StartContainerRequest struct {
 
 func (x *StartContainerRequest) Reset() {
 	*x = StartContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4666,7 +4746,7 @@ func (x *StartContainerRequest) String() string {
 func (*StartContainerRequest) ProtoMessage() {}
 
 func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[69]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4679,7 +4759,7 @@ func (x *StartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartContainerRequest.ProtoReflect.Descriptor instead.
 func (*StartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{69}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *StartContainerRequest) GetId() string {
@@ -4702,7 +4782,7 @@ type StopContainerRequest struct {
 
 func (x *StopContainerRequest) Reset() {
 	*x = StopContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4714,7 +4794,7 @@ func (x *StopContainerRequest) String() string {
 func (*StopContainerRequest) ProtoMessage() {}
 
 func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[70]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4727,7 +4807,7 @@ func (x *StopContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopContainerRequest.ProtoReflect.Descriptor instead.
 func (*StopContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{70}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *StopContainerRequest) GetId() string {
@@ -4761,7 +4841,7 @@ type KillContainerRequest struct {
 
 func (x *KillContainerRequest) Reset() {
 	*x = KillContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4773,7 +4853,7 @@ func (x *KillContainerRequest) String() string {
 func (*KillContainerRequest) ProtoMessage() {}
 
 func (x *KillContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[71]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4786,7 +4866,7 @@ func (x *KillContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillContainerRequest.ProtoReflect.Descriptor instead.
 func (*KillContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{71}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *KillContainerRequest) GetId() string {
@@ -4813,7 +4893,7 @@ type RestartContainerRequest struct {
 
 func (x *RestartContainerRequest) Reset() {
 	*x = RestartContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4825,7 +4905,7 @@ func (x *RestartContainerRequest) String() string {
 func (*RestartContainerRequest) ProtoMessage() {}
 
 func (x *RestartContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[72]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4838,7 +4918,7 @@ func (x *RestartContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestartContainerRequest.ProtoReflect.Descriptor instead.
 func (*RestartContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{72}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *RestartContainerRequest) GetId() string {
@@ -4866,7 +4946,7 @@ type RemoveContainerRequest struct {
 
 func (x *RemoveContainerRequest) Reset() {
 	*x = RemoveContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4878,7 +4958,7 @@ func (x *RemoveContainerRequest) String() string {
 func (*RemoveContainerRequest) ProtoMessage() {}
 
 func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[73]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4891,7 +4971,7 @@ func (x *RemoveContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{73}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *RemoveContainerRequest) GetId() string {
@@ -4924,7 +5004,7 @@ type RemoveContainerResponse struct {
 
 func (x *RemoveContainerResponse) Reset() {
 	*x = RemoveContainerResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4936,7 +5016,7 @@ func (x *RemoveContainerResponse) String() string {
 func (*RemoveContainerResponse) ProtoMessage() {}
 
 func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[74]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4949,7 +5029,7 @@ func (x *RemoveContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveContainerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveContainerResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{74}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RemoveContainerResponse) GetId() string {
@@ -4968,7 +5048,7 @@ type ListContainersRequest struct {
 
 func (x *ListContainersRequest) Reset() {
 	*x = ListContainersRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4980,7 +5060,7 @@ func (x *ListContainersRequest) String() string {
 func (*ListContainersRequest) ProtoMessage() {}
 
 func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[75]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4993,7 +5073,7 @@ func (x *ListContainersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersRequest.ProtoReflect.Descriptor instead.
 func (*ListContainersRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{75}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ListContainersRequest) GetAll() bool {
@@ -5012,7 +5092,7 @@ type ListContainersResponse struct {
 
 func (x *ListContainersResponse) Reset() {
 	*x = ListContainersResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5024,7 +5104,7 @@ func (x *ListContainersResponse) String() string {
 func (*ListContainersResponse) ProtoMessage() {}
 
 func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[76]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5037,7 +5117,7 @@ func (x *ListContainersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListContainersResponse.ProtoReflect.Descriptor instead.
 func (*ListContainersResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{76}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ListContainersResponse) GetContainers() []*Container {
@@ -5056,7 +5136,7 @@ type InspectContainerRequest struct {
 
 func (x *InspectContainerRequest) Reset() {
 	*x = InspectContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5068,7 +5148,7 @@ func (x *InspectContainerRequest) String() string {
 func (*InspectContainerRequest) ProtoMessage() {}
 
 func (x *InspectContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[77]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5081,7 +5161,7 @@ func (x *InspectContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectContainerRequest.ProtoReflect.Descriptor instead.
 func (*InspectContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{77}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *InspectContainerRequest) GetId() string {
@@ -5102,7 +5182,7 @@ type WaitContainerRequest struct {
 
 func (x *WaitContainerRequest) Reset() {
 	*x = WaitContainerRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5114,7 +5194,7 @@ func (x *WaitContainerRequest) String() string {
 func (*WaitContainerRequest) ProtoMessage() {}
 
 func (x *WaitContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[78]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5127,7 +5207,7 @@ func (x *WaitContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitContainerRequest.ProtoReflect.Descriptor instead.
 func (*WaitContainerRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{78}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *WaitContainerRequest) GetId() string {
@@ -5154,7 +5234,7 @@ type WaitContainerResponse struct {
 
 func (x *WaitContainerResponse) Reset() {
 	*x = WaitContainerResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5166,7 +5246,7 @@ func (x *WaitContainerResponse) String() string {
 func (*WaitContainerResponse) ProtoMessage() {}
 
 func (x *WaitContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[79]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5179,7 +5259,7 @@ func (x *WaitContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitContainerResponse.ProtoReflect.Descriptor instead.
 func (*WaitContainerResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{79}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *WaitContainerResponse) GetExitCode() int32 {
@@ -5210,7 +5290,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5222,7 +5302,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[80]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5235,7 +5315,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{80}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *LogsRequest) GetId() string {
@@ -5286,7 +5366,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5298,7 +5378,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[81]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5311,7 +5391,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{81}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *LogEntry) GetStream() Stream {
@@ -5349,7 +5429,7 @@ type AttachStart struct {
 
 func (x *AttachStart) Reset() {
 	*x = AttachStart{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5361,7 +5441,7 @@ func (x *AttachStart) String() string {
 func (*AttachStart) ProtoMessage() {}
 
 func (x *AttachStart) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[82]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5374,7 +5454,7 @@ func (x *AttachStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachStart.ProtoReflect.Descriptor instead.
 func (*AttachStart) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{82}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *AttachStart) GetId() string {
@@ -5427,7 +5507,7 @@ type AttachInput struct {
 
 func (x *AttachInput) Reset() {
 	*x = AttachInput{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5439,7 +5519,7 @@ func (x *AttachInput) String() string {
 func (*AttachInput) ProtoMessage() {}
 
 func (x *AttachInput) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[83]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5452,7 +5532,7 @@ func (x *AttachInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachInput.ProtoReflect.Descriptor instead.
 func (*AttachInput) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{83}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *AttachInput) GetMsg() isAttachInput_Msg {
@@ -5536,7 +5616,7 @@ type AttachExit struct {
 
 func (x *AttachExit) Reset() {
 	*x = AttachExit{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5548,7 +5628,7 @@ func (x *AttachExit) String() string {
 func (*AttachExit) ProtoMessage() {}
 
 func (x *AttachExit) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[84]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5561,7 +5641,7 @@ func (x *AttachExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachExit.ProtoReflect.Descriptor instead.
 func (*AttachExit) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{84}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *AttachExit) GetExitCode() int32 {
@@ -5590,7 +5670,7 @@ type AttachOutput struct {
 
 func (x *AttachOutput) Reset() {
 	*x = AttachOutput{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5602,7 +5682,7 @@ func (x *AttachOutput) String() string {
 func (*AttachOutput) ProtoMessage() {}
 
 func (x *AttachOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[85]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5615,7 +5695,7 @@ func (x *AttachOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AttachOutput.ProtoReflect.Descriptor instead.
 func (*AttachOutput) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{85}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *AttachOutput) GetStream() Stream {
@@ -5650,7 +5730,7 @@ type ResizeRequest struct {
 
 func (x *ResizeRequest) Reset() {
 	*x = ResizeRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5662,7 +5742,7 @@ func (x *ResizeRequest) String() string {
 func (*ResizeRequest) ProtoMessage() {}
 
 func (x *ResizeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[86]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5675,7 +5755,7 @@ func (x *ResizeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeRequest.ProtoReflect.Descriptor instead.
 func (*ResizeRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{86}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ResizeRequest) GetId() string {
@@ -5707,7 +5787,7 @@ type ResizeResponse struct {
 
 func (x *ResizeResponse) Reset() {
 	*x = ResizeResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5719,7 +5799,7 @@ func (x *ResizeResponse) String() string {
 func (*ResizeResponse) ProtoMessage() {}
 
 func (x *ResizeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[87]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5732,7 +5812,7 @@ func (x *ResizeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeResponse.ProtoReflect.Descriptor instead.
 func (*ResizeResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{87}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{89}
 }
 
 type DiskUsageRequest struct {
@@ -5743,7 +5823,7 @@ type DiskUsageRequest struct {
 
 func (x *DiskUsageRequest) Reset() {
 	*x = DiskUsageRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5755,7 +5835,7 @@ func (x *DiskUsageRequest) String() string {
 func (*DiskUsageRequest) ProtoMessage() {}
 
 func (x *DiskUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[88]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5768,7 +5848,7 @@ func (x *DiskUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiskUsageRequest.ProtoReflect.Descriptor instead.
 func (*DiskUsageRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{88}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{90}
 }
 
 type DiskUsageResponse struct {
@@ -5780,7 +5860,7 @@ type DiskUsageResponse struct {
 
 func (x *DiskUsageResponse) Reset() {
 	*x = DiskUsageResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5792,7 +5872,7 @@ func (x *DiskUsageResponse) String() string {
 func (*DiskUsageResponse) ProtoMessage() {}
 
 func (x *DiskUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[89]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5805,7 +5885,7 @@ func (x *DiskUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiskUsageResponse.ProtoReflect.Descriptor instead.
 func (*DiskUsageResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{89}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *DiskUsageResponse) GetKinds() []*DiskUsageResponse_Kind {
@@ -5823,7 +5903,7 @@ type VersionRequest struct {
 
 func (x *VersionRequest) Reset() {
 	*x = VersionRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[90]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5835,7 +5915,7 @@ func (x *VersionRequest) String() string {
 func (*VersionRequest) ProtoMessage() {}
 
 func (x *VersionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[90]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5848,7 +5928,7 @@ func (x *VersionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionRequest.ProtoReflect.Descriptor instead.
 func (*VersionRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{90}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{92}
 }
 
 type VersionResponse struct {
@@ -5865,7 +5945,7 @@ type VersionResponse struct {
 
 func (x *VersionResponse) Reset() {
 	*x = VersionResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5877,7 +5957,7 @@ func (x *VersionResponse) String() string {
 func (*VersionResponse) ProtoMessage() {}
 
 func (x *VersionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[91]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5890,7 +5970,7 @@ func (x *VersionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionResponse.ProtoReflect.Descriptor instead.
 func (*VersionResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{91}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *VersionResponse) GetVersion() string {
@@ -5943,7 +6023,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[92]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5955,7 +6035,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[92]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5968,7 +6048,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{92}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{94}
 }
 
 type InfoResponse struct {
@@ -5999,7 +6079,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[93]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6011,7 +6091,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[93]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6024,7 +6104,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{93}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *InfoResponse) GetContainers() int32 {
@@ -6181,7 +6261,7 @@ type HistoryResponse_Entry struct {
 
 func (x *HistoryResponse_Entry) Reset() {
 	*x = HistoryResponse_Entry{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[94]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6193,7 +6273,7 @@ func (x *HistoryResponse_Entry) String() string {
 func (*HistoryResponse_Entry) ProtoMessage() {}
 
 func (x *HistoryResponse_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[94]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6260,7 +6340,7 @@ type TopResponse_Row struct {
 
 func (x *TopResponse_Row) Reset() {
 	*x = TopResponse_Row{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6272,7 +6352,7 @@ func (x *TopResponse_Row) String() string {
 func (*TopResponse_Row) ProtoMessage() {}
 
 func (x *TopResponse_Row) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6309,7 +6389,7 @@ type NetworkSettings_Endpoint struct {
 
 func (x *NetworkSettings_Endpoint) Reset() {
 	*x = NetworkSettings_Endpoint{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[103]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6321,7 +6401,7 @@ func (x *NetworkSettings_Endpoint) String() string {
 func (*NetworkSettings_Endpoint) ProtoMessage() {}
 
 func (x *NetworkSettings_Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[103]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6334,7 +6414,7 @@ func (x *NetworkSettings_Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NetworkSettings_Endpoint.ProtoReflect.Descriptor instead.
 func (*NetworkSettings_Endpoint) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{65, 0}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{67, 0}
 }
 
 func (x *NetworkSettings_Endpoint) GetNetwork() string {
@@ -6392,7 +6472,7 @@ type DiskUsageResponse_Kind struct {
 
 func (x *DiskUsageResponse_Kind) Reset() {
 	*x = DiskUsageResponse_Kind{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[105]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6404,7 +6484,7 @@ func (x *DiskUsageResponse_Kind) String() string {
 func (*DiskUsageResponse_Kind) ProtoMessage() {}
 
 func (x *DiskUsageResponse_Kind) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[105]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6417,7 +6497,7 @@ func (x *DiskUsageResponse_Kind) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiskUsageResponse_Kind.ProtoReflect.Descriptor instead.
 func (*DiskUsageResponse_Kind) Descriptor() ([]byte, []int) {
-	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{89, 0}
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{91, 0}
 }
 
 func (x *DiskUsageResponse_Kind) GetType() string {
@@ -6686,7 +6766,10 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\anetwork\x18\x01 \x01(\tR\anetwork\x12\x1c\n" +
 	"\tcontainer\x18\x02 \x01(\tR\tcontainer\x12\x14\n" +
 	"\x05force\x18\x03 \x01(\bR\x05force\"\x1b\n" +
-	"\x19DisconnectNetworkResponse\"\x96\x02\n" +
+	"\x19DisconnectNetworkResponse\"\x16\n" +
+	"\x14PruneNetworksRequest\"1\n" +
+	"\x15PruneNetworksResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x03(\tR\adeleted\"\x96\x02\n" +
 	"\x06Volume\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06driver\x18\x02 \x01(\tR\x06driver\x12\x1e\n" +
@@ -7017,7 +7100,7 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x06CopyTo\x12\x17.skiff.v1.CopyToRequest\x1a\x18.skiff.v1.CopyToResponse(\x01\x12<\n" +
 	"\bCopyFrom\x12\x19.skiff.v1.CopyFromRequest\x1a\x13.skiff.v1.CopyChunk0\x01\x12A\n" +
 	"\x06Export\x12 .skiff.v1.ExportContainerRequest\x1a\x13.skiff.v1.CopyChunk0\x01\x122\n" +
-	"\x06Commit\x12\x17.skiff.v1.CommitRequest\x1a\x0f.skiff.v1.Image2\xbd\x03\n" +
+	"\x06Commit\x12\x17.skiff.v1.CommitRequest\x1a\x0f.skiff.v1.Image2\x87\x04\n" +
 	"\bNetworks\x12;\n" +
 	"\x06Create\x12\x1e.skiff.v1.CreateNetworkRequest\x1a\x11.skiff.v1.Network\x12E\n" +
 	"\x04List\x12\x1d.skiff.v1.ListNetworksRequest\x1a\x1e.skiff.v1.ListNetworksResponse\x12=\n" +
@@ -7025,7 +7108,8 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x06Remove\x12\x1e.skiff.v1.RemoveNetworkRequest\x1a\x1f.skiff.v1.RemoveNetworkResponse\x12L\n" +
 	"\aConnect\x12\x1f.skiff.v1.ConnectNetworkRequest\x1a .skiff.v1.ConnectNetworkResponse\x12U\n" +
 	"\n" +
-	"Disconnect\x12\".skiff.v1.DisconnectNetworkRequest\x1a#.skiff.v1.DisconnectNetworkResponse2\xd7\x02\n" +
+	"Disconnect\x12\".skiff.v1.DisconnectNetworkRequest\x1a#.skiff.v1.DisconnectNetworkResponse\x12H\n" +
+	"\x05Prune\x12\x1e.skiff.v1.PruneNetworksRequest\x1a\x1f.skiff.v1.PruneNetworksResponse2\xd7\x02\n" +
 	"\aVolumes\x129\n" +
 	"\x06Create\x12\x1d.skiff.v1.CreateVolumeRequest\x1a\x10.skiff.v1.Volume\x12C\n" +
 	"\x04List\x12\x1c.skiff.v1.ListVolumesRequest\x1a\x1d.skiff.v1.ListVolumesResponse\x12;\n" +
@@ -7050,7 +7134,7 @@ func file_skiff_v1_skiff_proto_rawDescGZIP() []byte {
 }
 
 var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 106)
+var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 108)
 var file_skiff_v1_skiff_proto_goTypes = []any{
 	(Stream)(0),                       // 0: skiff.v1.Stream
 	(*PushRequest)(nil),               // 1: skiff.v1.PushRequest
@@ -7102,108 +7186,110 @@ var file_skiff_v1_skiff_proto_goTypes = []any{
 	(*ConnectNetworkResponse)(nil),    // 47: skiff.v1.ConnectNetworkResponse
 	(*DisconnectNetworkRequest)(nil),  // 48: skiff.v1.DisconnectNetworkRequest
 	(*DisconnectNetworkResponse)(nil), // 49: skiff.v1.DisconnectNetworkResponse
-	(*Volume)(nil),                    // 50: skiff.v1.Volume
-	(*CreateVolumeRequest)(nil),       // 51: skiff.v1.CreateVolumeRequest
-	(*ListVolumesRequest)(nil),        // 52: skiff.v1.ListVolumesRequest
-	(*ListVolumesResponse)(nil),       // 53: skiff.v1.ListVolumesResponse
-	(*InspectVolumeRequest)(nil),      // 54: skiff.v1.InspectVolumeRequest
-	(*RemoveVolumeRequest)(nil),       // 55: skiff.v1.RemoveVolumeRequest
-	(*RemoveVolumeResponse)(nil),      // 56: skiff.v1.RemoveVolumeResponse
-	(*PruneVolumesRequest)(nil),       // 57: skiff.v1.PruneVolumesRequest
-	(*PruneVolumesResponse)(nil),      // 58: skiff.v1.PruneVolumesResponse
-	(*RestartPolicy)(nil),             // 59: skiff.v1.RestartPolicy
-	(*ContainerConfig)(nil),           // 60: skiff.v1.ContainerConfig
-	(*EndpointConfig)(nil),            // 61: skiff.v1.EndpointConfig
-	(*PortBinding)(nil),               // 62: skiff.v1.PortBinding
-	(*Mount)(nil),                     // 63: skiff.v1.Mount
-	(*Ulimit)(nil),                    // 64: skiff.v1.Ulimit
-	(*Resources)(nil),                 // 65: skiff.v1.Resources
-	(*NetworkSettings)(nil),           // 66: skiff.v1.NetworkSettings
-	(*Container)(nil),                 // 67: skiff.v1.Container
-	(*CreateContainerRequest)(nil),    // 68: skiff.v1.CreateContainerRequest
-	(*CreateContainerResponse)(nil),   // 69: skiff.v1.CreateContainerResponse
-	(*StartContainerRequest)(nil),     // 70: skiff.v1.StartContainerRequest
-	(*StopContainerRequest)(nil),      // 71: skiff.v1.StopContainerRequest
-	(*KillContainerRequest)(nil),      // 72: skiff.v1.KillContainerRequest
-	(*RestartContainerRequest)(nil),   // 73: skiff.v1.RestartContainerRequest
-	(*RemoveContainerRequest)(nil),    // 74: skiff.v1.RemoveContainerRequest
-	(*RemoveContainerResponse)(nil),   // 75: skiff.v1.RemoveContainerResponse
-	(*ListContainersRequest)(nil),     // 76: skiff.v1.ListContainersRequest
-	(*ListContainersResponse)(nil),    // 77: skiff.v1.ListContainersResponse
-	(*InspectContainerRequest)(nil),   // 78: skiff.v1.InspectContainerRequest
-	(*WaitContainerRequest)(nil),      // 79: skiff.v1.WaitContainerRequest
-	(*WaitContainerResponse)(nil),     // 80: skiff.v1.WaitContainerResponse
-	(*LogsRequest)(nil),               // 81: skiff.v1.LogsRequest
-	(*LogEntry)(nil),                  // 82: skiff.v1.LogEntry
-	(*AttachStart)(nil),               // 83: skiff.v1.AttachStart
-	(*AttachInput)(nil),               // 84: skiff.v1.AttachInput
-	(*AttachExit)(nil),                // 85: skiff.v1.AttachExit
-	(*AttachOutput)(nil),              // 86: skiff.v1.AttachOutput
-	(*ResizeRequest)(nil),             // 87: skiff.v1.ResizeRequest
-	(*ResizeResponse)(nil),            // 88: skiff.v1.ResizeResponse
-	(*DiskUsageRequest)(nil),          // 89: skiff.v1.DiskUsageRequest
-	(*DiskUsageResponse)(nil),         // 90: skiff.v1.DiskUsageResponse
-	(*VersionRequest)(nil),            // 91: skiff.v1.VersionRequest
-	(*VersionResponse)(nil),           // 92: skiff.v1.VersionResponse
-	(*InfoRequest)(nil),               // 93: skiff.v1.InfoRequest
-	(*InfoResponse)(nil),              // 94: skiff.v1.InfoResponse
-	(*HistoryResponse_Entry)(nil),     // 95: skiff.v1.HistoryResponse.Entry
-	nil,                               // 96: skiff.v1.Image.LabelsEntry
-	(*TopResponse_Row)(nil),           // 97: skiff.v1.TopResponse.Row
-	nil,                               // 98: skiff.v1.Network.LabelsEntry
-	nil,                               // 99: skiff.v1.CreateNetworkRequest.LabelsEntry
-	nil,                               // 100: skiff.v1.Volume.LabelsEntry
-	nil,                               // 101: skiff.v1.CreateVolumeRequest.LabelsEntry
-	nil,                               // 102: skiff.v1.ContainerConfig.LabelsEntry
-	nil,                               // 103: skiff.v1.ContainerConfig.SysctlsEntry
-	(*NetworkSettings_Endpoint)(nil),  // 104: skiff.v1.NetworkSettings.Endpoint
-	nil,                               // 105: skiff.v1.Container.LabelsEntry
-	(*DiskUsageResponse_Kind)(nil),    // 106: skiff.v1.DiskUsageResponse.Kind
+	(*PruneNetworksRequest)(nil),      // 50: skiff.v1.PruneNetworksRequest
+	(*PruneNetworksResponse)(nil),     // 51: skiff.v1.PruneNetworksResponse
+	(*Volume)(nil),                    // 52: skiff.v1.Volume
+	(*CreateVolumeRequest)(nil),       // 53: skiff.v1.CreateVolumeRequest
+	(*ListVolumesRequest)(nil),        // 54: skiff.v1.ListVolumesRequest
+	(*ListVolumesResponse)(nil),       // 55: skiff.v1.ListVolumesResponse
+	(*InspectVolumeRequest)(nil),      // 56: skiff.v1.InspectVolumeRequest
+	(*RemoveVolumeRequest)(nil),       // 57: skiff.v1.RemoveVolumeRequest
+	(*RemoveVolumeResponse)(nil),      // 58: skiff.v1.RemoveVolumeResponse
+	(*PruneVolumesRequest)(nil),       // 59: skiff.v1.PruneVolumesRequest
+	(*PruneVolumesResponse)(nil),      // 60: skiff.v1.PruneVolumesResponse
+	(*RestartPolicy)(nil),             // 61: skiff.v1.RestartPolicy
+	(*ContainerConfig)(nil),           // 62: skiff.v1.ContainerConfig
+	(*EndpointConfig)(nil),            // 63: skiff.v1.EndpointConfig
+	(*PortBinding)(nil),               // 64: skiff.v1.PortBinding
+	(*Mount)(nil),                     // 65: skiff.v1.Mount
+	(*Ulimit)(nil),                    // 66: skiff.v1.Ulimit
+	(*Resources)(nil),                 // 67: skiff.v1.Resources
+	(*NetworkSettings)(nil),           // 68: skiff.v1.NetworkSettings
+	(*Container)(nil),                 // 69: skiff.v1.Container
+	(*CreateContainerRequest)(nil),    // 70: skiff.v1.CreateContainerRequest
+	(*CreateContainerResponse)(nil),   // 71: skiff.v1.CreateContainerResponse
+	(*StartContainerRequest)(nil),     // 72: skiff.v1.StartContainerRequest
+	(*StopContainerRequest)(nil),      // 73: skiff.v1.StopContainerRequest
+	(*KillContainerRequest)(nil),      // 74: skiff.v1.KillContainerRequest
+	(*RestartContainerRequest)(nil),   // 75: skiff.v1.RestartContainerRequest
+	(*RemoveContainerRequest)(nil),    // 76: skiff.v1.RemoveContainerRequest
+	(*RemoveContainerResponse)(nil),   // 77: skiff.v1.RemoveContainerResponse
+	(*ListContainersRequest)(nil),     // 78: skiff.v1.ListContainersRequest
+	(*ListContainersResponse)(nil),    // 79: skiff.v1.ListContainersResponse
+	(*InspectContainerRequest)(nil),   // 80: skiff.v1.InspectContainerRequest
+	(*WaitContainerRequest)(nil),      // 81: skiff.v1.WaitContainerRequest
+	(*WaitContainerResponse)(nil),     // 82: skiff.v1.WaitContainerResponse
+	(*LogsRequest)(nil),               // 83: skiff.v1.LogsRequest
+	(*LogEntry)(nil),                  // 84: skiff.v1.LogEntry
+	(*AttachStart)(nil),               // 85: skiff.v1.AttachStart
+	(*AttachInput)(nil),               // 86: skiff.v1.AttachInput
+	(*AttachExit)(nil),                // 87: skiff.v1.AttachExit
+	(*AttachOutput)(nil),              // 88: skiff.v1.AttachOutput
+	(*ResizeRequest)(nil),             // 89: skiff.v1.ResizeRequest
+	(*ResizeResponse)(nil),            // 90: skiff.v1.ResizeResponse
+	(*DiskUsageRequest)(nil),          // 91: skiff.v1.DiskUsageRequest
+	(*DiskUsageResponse)(nil),         // 92: skiff.v1.DiskUsageResponse
+	(*VersionRequest)(nil),            // 93: skiff.v1.VersionRequest
+	(*VersionResponse)(nil),           // 94: skiff.v1.VersionResponse
+	(*InfoRequest)(nil),               // 95: skiff.v1.InfoRequest
+	(*InfoResponse)(nil),              // 96: skiff.v1.InfoResponse
+	(*HistoryResponse_Entry)(nil),     // 97: skiff.v1.HistoryResponse.Entry
+	nil,                               // 98: skiff.v1.Image.LabelsEntry
+	(*TopResponse_Row)(nil),           // 99: skiff.v1.TopResponse.Row
+	nil,                               // 100: skiff.v1.Network.LabelsEntry
+	nil,                               // 101: skiff.v1.CreateNetworkRequest.LabelsEntry
+	nil,                               // 102: skiff.v1.Volume.LabelsEntry
+	nil,                               // 103: skiff.v1.CreateVolumeRequest.LabelsEntry
+	nil,                               // 104: skiff.v1.ContainerConfig.LabelsEntry
+	nil,                               // 105: skiff.v1.ContainerConfig.SysctlsEntry
+	(*NetworkSettings_Endpoint)(nil),  // 106: skiff.v1.NetworkSettings.Endpoint
+	nil,                               // 107: skiff.v1.Container.LabelsEntry
+	(*DiskUsageResponse_Kind)(nil),    // 108: skiff.v1.DiskUsageResponse.Kind
 }
 var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	9,   // 0: skiff.v1.PushRequest.auth:type_name -> skiff.v1.RegistryAuth
-	95,  // 1: skiff.v1.HistoryResponse.entries:type_name -> skiff.v1.HistoryResponse.Entry
-	96,  // 2: skiff.v1.Image.labels:type_name -> skiff.v1.Image.LabelsEntry
+	97,  // 1: skiff.v1.HistoryResponse.entries:type_name -> skiff.v1.HistoryResponse.Entry
+	98,  // 2: skiff.v1.Image.labels:type_name -> skiff.v1.Image.LabelsEntry
 	9,   // 3: skiff.v1.PullRequest.auth:type_name -> skiff.v1.RegistryAuth
 	8,   // 4: skiff.v1.PullProgress.image:type_name -> skiff.v1.Image
 	8,   // 5: skiff.v1.ListImagesResponse.images:type_name -> skiff.v1.Image
 	8,   // 6: skiff.v1.LoadResponse.images:type_name -> skiff.v1.Image
 	9,   // 7: skiff.v1.LoginRequest.auth:type_name -> skiff.v1.RegistryAuth
-	65,  // 8: skiff.v1.UpdateContainerRequest.resources:type_name -> skiff.v1.Resources
-	59,  // 9: skiff.v1.UpdateContainerRequest.restart_policy:type_name -> skiff.v1.RestartPolicy
-	97,  // 10: skiff.v1.TopResponse.processes:type_name -> skiff.v1.TopResponse.Row
+	67,  // 8: skiff.v1.UpdateContainerRequest.resources:type_name -> skiff.v1.Resources
+	61,  // 9: skiff.v1.UpdateContainerRequest.restart_policy:type_name -> skiff.v1.RestartPolicy
+	99,  // 10: skiff.v1.TopResponse.processes:type_name -> skiff.v1.TopResponse.Row
 	33,  // 11: skiff.v1.ExecInput.start:type_name -> skiff.v1.ExecStart
-	87,  // 12: skiff.v1.ExecInput.resize:type_name -> skiff.v1.ResizeRequest
-	98,  // 13: skiff.v1.Network.labels:type_name -> skiff.v1.Network.LabelsEntry
-	99,  // 14: skiff.v1.CreateNetworkRequest.labels:type_name -> skiff.v1.CreateNetworkRequest.LabelsEntry
+	89,  // 12: skiff.v1.ExecInput.resize:type_name -> skiff.v1.ResizeRequest
+	100, // 13: skiff.v1.Network.labels:type_name -> skiff.v1.Network.LabelsEntry
+	101, // 14: skiff.v1.CreateNetworkRequest.labels:type_name -> skiff.v1.CreateNetworkRequest.LabelsEntry
 	39,  // 15: skiff.v1.ListNetworksResponse.networks:type_name -> skiff.v1.Network
-	61,  // 16: skiff.v1.ConnectNetworkRequest.endpoint:type_name -> skiff.v1.EndpointConfig
-	100, // 17: skiff.v1.Volume.labels:type_name -> skiff.v1.Volume.LabelsEntry
-	101, // 18: skiff.v1.CreateVolumeRequest.labels:type_name -> skiff.v1.CreateVolumeRequest.LabelsEntry
-	50,  // 19: skiff.v1.ListVolumesResponse.volumes:type_name -> skiff.v1.Volume
-	102, // 20: skiff.v1.ContainerConfig.labels:type_name -> skiff.v1.ContainerConfig.LabelsEntry
-	59,  // 21: skiff.v1.ContainerConfig.restart_policy:type_name -> skiff.v1.RestartPolicy
-	61,  // 22: skiff.v1.ContainerConfig.networks:type_name -> skiff.v1.EndpointConfig
-	62,  // 23: skiff.v1.ContainerConfig.port_bindings:type_name -> skiff.v1.PortBinding
-	63,  // 24: skiff.v1.ContainerConfig.mounts:type_name -> skiff.v1.Mount
-	65,  // 25: skiff.v1.ContainerConfig.resources:type_name -> skiff.v1.Resources
-	103, // 26: skiff.v1.ContainerConfig.sysctls:type_name -> skiff.v1.ContainerConfig.SysctlsEntry
-	64,  // 27: skiff.v1.ContainerConfig.ulimits:type_name -> skiff.v1.Ulimit
-	104, // 28: skiff.v1.NetworkSettings.endpoints:type_name -> skiff.v1.NetworkSettings.Endpoint
-	62,  // 29: skiff.v1.NetworkSettings.ports:type_name -> skiff.v1.PortBinding
-	60,  // 30: skiff.v1.Container.config:type_name -> skiff.v1.ContainerConfig
-	105, // 31: skiff.v1.Container.labels:type_name -> skiff.v1.Container.LabelsEntry
-	66,  // 32: skiff.v1.Container.network_settings:type_name -> skiff.v1.NetworkSettings
-	63,  // 33: skiff.v1.Container.mounts:type_name -> skiff.v1.Mount
-	60,  // 34: skiff.v1.CreateContainerRequest.config:type_name -> skiff.v1.ContainerConfig
-	67,  // 35: skiff.v1.CreateContainerResponse.container:type_name -> skiff.v1.Container
-	67,  // 36: skiff.v1.ListContainersResponse.containers:type_name -> skiff.v1.Container
+	63,  // 16: skiff.v1.ConnectNetworkRequest.endpoint:type_name -> skiff.v1.EndpointConfig
+	102, // 17: skiff.v1.Volume.labels:type_name -> skiff.v1.Volume.LabelsEntry
+	103, // 18: skiff.v1.CreateVolumeRequest.labels:type_name -> skiff.v1.CreateVolumeRequest.LabelsEntry
+	52,  // 19: skiff.v1.ListVolumesResponse.volumes:type_name -> skiff.v1.Volume
+	104, // 20: skiff.v1.ContainerConfig.labels:type_name -> skiff.v1.ContainerConfig.LabelsEntry
+	61,  // 21: skiff.v1.ContainerConfig.restart_policy:type_name -> skiff.v1.RestartPolicy
+	63,  // 22: skiff.v1.ContainerConfig.networks:type_name -> skiff.v1.EndpointConfig
+	64,  // 23: skiff.v1.ContainerConfig.port_bindings:type_name -> skiff.v1.PortBinding
+	65,  // 24: skiff.v1.ContainerConfig.mounts:type_name -> skiff.v1.Mount
+	67,  // 25: skiff.v1.ContainerConfig.resources:type_name -> skiff.v1.Resources
+	105, // 26: skiff.v1.ContainerConfig.sysctls:type_name -> skiff.v1.ContainerConfig.SysctlsEntry
+	66,  // 27: skiff.v1.ContainerConfig.ulimits:type_name -> skiff.v1.Ulimit
+	106, // 28: skiff.v1.NetworkSettings.endpoints:type_name -> skiff.v1.NetworkSettings.Endpoint
+	64,  // 29: skiff.v1.NetworkSettings.ports:type_name -> skiff.v1.PortBinding
+	62,  // 30: skiff.v1.Container.config:type_name -> skiff.v1.ContainerConfig
+	107, // 31: skiff.v1.Container.labels:type_name -> skiff.v1.Container.LabelsEntry
+	68,  // 32: skiff.v1.Container.network_settings:type_name -> skiff.v1.NetworkSettings
+	65,  // 33: skiff.v1.Container.mounts:type_name -> skiff.v1.Mount
+	62,  // 34: skiff.v1.CreateContainerRequest.config:type_name -> skiff.v1.ContainerConfig
+	69,  // 35: skiff.v1.CreateContainerResponse.container:type_name -> skiff.v1.Container
+	69,  // 36: skiff.v1.ListContainersResponse.containers:type_name -> skiff.v1.Container
 	0,   // 37: skiff.v1.LogEntry.stream:type_name -> skiff.v1.Stream
-	83,  // 38: skiff.v1.AttachInput.start:type_name -> skiff.v1.AttachStart
-	87,  // 39: skiff.v1.AttachInput.resize:type_name -> skiff.v1.ResizeRequest
+	85,  // 38: skiff.v1.AttachInput.start:type_name -> skiff.v1.AttachStart
+	89,  // 39: skiff.v1.AttachInput.resize:type_name -> skiff.v1.ResizeRequest
 	0,   // 40: skiff.v1.AttachOutput.stream:type_name -> skiff.v1.Stream
-	85,  // 41: skiff.v1.AttachOutput.exit:type_name -> skiff.v1.AttachExit
-	106, // 42: skiff.v1.DiskUsageResponse.kinds:type_name -> skiff.v1.DiskUsageResponse.Kind
+	87,  // 41: skiff.v1.AttachOutput.exit:type_name -> skiff.v1.AttachExit
+	108, // 42: skiff.v1.DiskUsageResponse.kinds:type_name -> skiff.v1.DiskUsageResponse.Kind
 	10,  // 43: skiff.v1.Images.Pull:input_type -> skiff.v1.PullRequest
 	12,  // 44: skiff.v1.Images.List:input_type -> skiff.v1.ListImagesRequest
 	14,  // 45: skiff.v1.Images.Get:input_type -> skiff.v1.GetImageRequest
@@ -7216,18 +7302,18 @@ var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	3,   // 52: skiff.v1.Images.History:input_type -> skiff.v1.HistoryRequest
 	5,   // 53: skiff.v1.Images.Prune:input_type -> skiff.v1.PruneImagesRequest
 	7,   // 54: skiff.v1.Images.Import:input_type -> skiff.v1.ImportRequest
-	68,  // 55: skiff.v1.Containers.Create:input_type -> skiff.v1.CreateContainerRequest
-	70,  // 56: skiff.v1.Containers.Start:input_type -> skiff.v1.StartContainerRequest
-	71,  // 57: skiff.v1.Containers.Stop:input_type -> skiff.v1.StopContainerRequest
-	72,  // 58: skiff.v1.Containers.Kill:input_type -> skiff.v1.KillContainerRequest
-	73,  // 59: skiff.v1.Containers.Restart:input_type -> skiff.v1.RestartContainerRequest
-	74,  // 60: skiff.v1.Containers.Remove:input_type -> skiff.v1.RemoveContainerRequest
-	76,  // 61: skiff.v1.Containers.List:input_type -> skiff.v1.ListContainersRequest
-	78,  // 62: skiff.v1.Containers.Inspect:input_type -> skiff.v1.InspectContainerRequest
-	79,  // 63: skiff.v1.Containers.Wait:input_type -> skiff.v1.WaitContainerRequest
-	81,  // 64: skiff.v1.Containers.Logs:input_type -> skiff.v1.LogsRequest
-	84,  // 65: skiff.v1.Containers.Attach:input_type -> skiff.v1.AttachInput
-	87,  // 66: skiff.v1.Containers.Resize:input_type -> skiff.v1.ResizeRequest
+	70,  // 55: skiff.v1.Containers.Create:input_type -> skiff.v1.CreateContainerRequest
+	72,  // 56: skiff.v1.Containers.Start:input_type -> skiff.v1.StartContainerRequest
+	73,  // 57: skiff.v1.Containers.Stop:input_type -> skiff.v1.StopContainerRequest
+	74,  // 58: skiff.v1.Containers.Kill:input_type -> skiff.v1.KillContainerRequest
+	75,  // 59: skiff.v1.Containers.Restart:input_type -> skiff.v1.RestartContainerRequest
+	76,  // 60: skiff.v1.Containers.Remove:input_type -> skiff.v1.RemoveContainerRequest
+	78,  // 61: skiff.v1.Containers.List:input_type -> skiff.v1.ListContainersRequest
+	80,  // 62: skiff.v1.Containers.Inspect:input_type -> skiff.v1.InspectContainerRequest
+	81,  // 63: skiff.v1.Containers.Wait:input_type -> skiff.v1.WaitContainerRequest
+	83,  // 64: skiff.v1.Containers.Logs:input_type -> skiff.v1.LogsRequest
+	86,  // 65: skiff.v1.Containers.Attach:input_type -> skiff.v1.AttachInput
+	89,  // 66: skiff.v1.Containers.Resize:input_type -> skiff.v1.ResizeRequest
 	26,  // 67: skiff.v1.Containers.Pause:input_type -> skiff.v1.PauseContainerRequest
 	26,  // 68: skiff.v1.Containers.Unpause:input_type -> skiff.v1.PauseContainerRequest
 	27,  // 69: skiff.v1.Containers.Rename:input_type -> skiff.v1.RenameContainerRequest
@@ -7245,65 +7331,67 @@ var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	44,  // 81: skiff.v1.Networks.Remove:input_type -> skiff.v1.RemoveNetworkRequest
 	46,  // 82: skiff.v1.Networks.Connect:input_type -> skiff.v1.ConnectNetworkRequest
 	48,  // 83: skiff.v1.Networks.Disconnect:input_type -> skiff.v1.DisconnectNetworkRequest
-	51,  // 84: skiff.v1.Volumes.Create:input_type -> skiff.v1.CreateVolumeRequest
-	52,  // 85: skiff.v1.Volumes.List:input_type -> skiff.v1.ListVolumesRequest
-	54,  // 86: skiff.v1.Volumes.Inspect:input_type -> skiff.v1.InspectVolumeRequest
-	55,  // 87: skiff.v1.Volumes.Remove:input_type -> skiff.v1.RemoveVolumeRequest
-	57,  // 88: skiff.v1.Volumes.Prune:input_type -> skiff.v1.PruneVolumesRequest
-	91,  // 89: skiff.v1.System.Version:input_type -> skiff.v1.VersionRequest
-	93,  // 90: skiff.v1.System.Info:input_type -> skiff.v1.InfoRequest
-	89,  // 91: skiff.v1.System.DiskUsage:input_type -> skiff.v1.DiskUsageRequest
-	11,  // 92: skiff.v1.Images.Pull:output_type -> skiff.v1.PullProgress
-	13,  // 93: skiff.v1.Images.List:output_type -> skiff.v1.ListImagesResponse
-	8,   // 94: skiff.v1.Images.Get:output_type -> skiff.v1.Image
-	16,  // 95: skiff.v1.Images.Remove:output_type -> skiff.v1.RemoveImageResponse
-	8,   // 96: skiff.v1.Images.Tag:output_type -> skiff.v1.Image
-	19,  // 97: skiff.v1.Images.Load:output_type -> skiff.v1.LoadResponse
-	23,  // 98: skiff.v1.Images.Save:output_type -> skiff.v1.SaveChunk
-	22,  // 99: skiff.v1.Images.Login:output_type -> skiff.v1.LoginResponse
-	2,   // 100: skiff.v1.Images.Push:output_type -> skiff.v1.PushProgress
-	4,   // 101: skiff.v1.Images.History:output_type -> skiff.v1.HistoryResponse
-	6,   // 102: skiff.v1.Images.Prune:output_type -> skiff.v1.PruneImagesResponse
-	8,   // 103: skiff.v1.Images.Import:output_type -> skiff.v1.Image
-	69,  // 104: skiff.v1.Containers.Create:output_type -> skiff.v1.CreateContainerResponse
-	67,  // 105: skiff.v1.Containers.Start:output_type -> skiff.v1.Container
-	67,  // 106: skiff.v1.Containers.Stop:output_type -> skiff.v1.Container
-	67,  // 107: skiff.v1.Containers.Kill:output_type -> skiff.v1.Container
-	67,  // 108: skiff.v1.Containers.Restart:output_type -> skiff.v1.Container
-	75,  // 109: skiff.v1.Containers.Remove:output_type -> skiff.v1.RemoveContainerResponse
-	77,  // 110: skiff.v1.Containers.List:output_type -> skiff.v1.ListContainersResponse
-	67,  // 111: skiff.v1.Containers.Inspect:output_type -> skiff.v1.Container
-	80,  // 112: skiff.v1.Containers.Wait:output_type -> skiff.v1.WaitContainerResponse
-	82,  // 113: skiff.v1.Containers.Logs:output_type -> skiff.v1.LogEntry
-	86,  // 114: skiff.v1.Containers.Attach:output_type -> skiff.v1.AttachOutput
-	88,  // 115: skiff.v1.Containers.Resize:output_type -> skiff.v1.ResizeResponse
-	67,  // 116: skiff.v1.Containers.Pause:output_type -> skiff.v1.Container
-	67,  // 117: skiff.v1.Containers.Unpause:output_type -> skiff.v1.Container
-	67,  // 118: skiff.v1.Containers.Rename:output_type -> skiff.v1.Container
-	67,  // 119: skiff.v1.Containers.Update:output_type -> skiff.v1.Container
-	30,  // 120: skiff.v1.Containers.Top:output_type -> skiff.v1.TopResponse
-	32,  // 121: skiff.v1.Containers.Stats:output_type -> skiff.v1.ContainerStats
-	86,  // 122: skiff.v1.Containers.Exec:output_type -> skiff.v1.AttachOutput
-	36,  // 123: skiff.v1.Containers.CopyTo:output_type -> skiff.v1.CopyToResponse
-	38,  // 124: skiff.v1.Containers.CopyFrom:output_type -> skiff.v1.CopyChunk
-	38,  // 125: skiff.v1.Containers.Export:output_type -> skiff.v1.CopyChunk
-	8,   // 126: skiff.v1.Containers.Commit:output_type -> skiff.v1.Image
-	39,  // 127: skiff.v1.Networks.Create:output_type -> skiff.v1.Network
-	42,  // 128: skiff.v1.Networks.List:output_type -> skiff.v1.ListNetworksResponse
-	39,  // 129: skiff.v1.Networks.Inspect:output_type -> skiff.v1.Network
-	45,  // 130: skiff.v1.Networks.Remove:output_type -> skiff.v1.RemoveNetworkResponse
-	47,  // 131: skiff.v1.Networks.Connect:output_type -> skiff.v1.ConnectNetworkResponse
-	49,  // 132: skiff.v1.Networks.Disconnect:output_type -> skiff.v1.DisconnectNetworkResponse
-	50,  // 133: skiff.v1.Volumes.Create:output_type -> skiff.v1.Volume
-	53,  // 134: skiff.v1.Volumes.List:output_type -> skiff.v1.ListVolumesResponse
-	50,  // 135: skiff.v1.Volumes.Inspect:output_type -> skiff.v1.Volume
-	56,  // 136: skiff.v1.Volumes.Remove:output_type -> skiff.v1.RemoveVolumeResponse
-	58,  // 137: skiff.v1.Volumes.Prune:output_type -> skiff.v1.PruneVolumesResponse
-	92,  // 138: skiff.v1.System.Version:output_type -> skiff.v1.VersionResponse
-	94,  // 139: skiff.v1.System.Info:output_type -> skiff.v1.InfoResponse
-	90,  // 140: skiff.v1.System.DiskUsage:output_type -> skiff.v1.DiskUsageResponse
-	92,  // [92:141] is the sub-list for method output_type
-	43,  // [43:92] is the sub-list for method input_type
+	50,  // 84: skiff.v1.Networks.Prune:input_type -> skiff.v1.PruneNetworksRequest
+	53,  // 85: skiff.v1.Volumes.Create:input_type -> skiff.v1.CreateVolumeRequest
+	54,  // 86: skiff.v1.Volumes.List:input_type -> skiff.v1.ListVolumesRequest
+	56,  // 87: skiff.v1.Volumes.Inspect:input_type -> skiff.v1.InspectVolumeRequest
+	57,  // 88: skiff.v1.Volumes.Remove:input_type -> skiff.v1.RemoveVolumeRequest
+	59,  // 89: skiff.v1.Volumes.Prune:input_type -> skiff.v1.PruneVolumesRequest
+	93,  // 90: skiff.v1.System.Version:input_type -> skiff.v1.VersionRequest
+	95,  // 91: skiff.v1.System.Info:input_type -> skiff.v1.InfoRequest
+	91,  // 92: skiff.v1.System.DiskUsage:input_type -> skiff.v1.DiskUsageRequest
+	11,  // 93: skiff.v1.Images.Pull:output_type -> skiff.v1.PullProgress
+	13,  // 94: skiff.v1.Images.List:output_type -> skiff.v1.ListImagesResponse
+	8,   // 95: skiff.v1.Images.Get:output_type -> skiff.v1.Image
+	16,  // 96: skiff.v1.Images.Remove:output_type -> skiff.v1.RemoveImageResponse
+	8,   // 97: skiff.v1.Images.Tag:output_type -> skiff.v1.Image
+	19,  // 98: skiff.v1.Images.Load:output_type -> skiff.v1.LoadResponse
+	23,  // 99: skiff.v1.Images.Save:output_type -> skiff.v1.SaveChunk
+	22,  // 100: skiff.v1.Images.Login:output_type -> skiff.v1.LoginResponse
+	2,   // 101: skiff.v1.Images.Push:output_type -> skiff.v1.PushProgress
+	4,   // 102: skiff.v1.Images.History:output_type -> skiff.v1.HistoryResponse
+	6,   // 103: skiff.v1.Images.Prune:output_type -> skiff.v1.PruneImagesResponse
+	8,   // 104: skiff.v1.Images.Import:output_type -> skiff.v1.Image
+	71,  // 105: skiff.v1.Containers.Create:output_type -> skiff.v1.CreateContainerResponse
+	69,  // 106: skiff.v1.Containers.Start:output_type -> skiff.v1.Container
+	69,  // 107: skiff.v1.Containers.Stop:output_type -> skiff.v1.Container
+	69,  // 108: skiff.v1.Containers.Kill:output_type -> skiff.v1.Container
+	69,  // 109: skiff.v1.Containers.Restart:output_type -> skiff.v1.Container
+	77,  // 110: skiff.v1.Containers.Remove:output_type -> skiff.v1.RemoveContainerResponse
+	79,  // 111: skiff.v1.Containers.List:output_type -> skiff.v1.ListContainersResponse
+	69,  // 112: skiff.v1.Containers.Inspect:output_type -> skiff.v1.Container
+	82,  // 113: skiff.v1.Containers.Wait:output_type -> skiff.v1.WaitContainerResponse
+	84,  // 114: skiff.v1.Containers.Logs:output_type -> skiff.v1.LogEntry
+	88,  // 115: skiff.v1.Containers.Attach:output_type -> skiff.v1.AttachOutput
+	90,  // 116: skiff.v1.Containers.Resize:output_type -> skiff.v1.ResizeResponse
+	69,  // 117: skiff.v1.Containers.Pause:output_type -> skiff.v1.Container
+	69,  // 118: skiff.v1.Containers.Unpause:output_type -> skiff.v1.Container
+	69,  // 119: skiff.v1.Containers.Rename:output_type -> skiff.v1.Container
+	69,  // 120: skiff.v1.Containers.Update:output_type -> skiff.v1.Container
+	30,  // 121: skiff.v1.Containers.Top:output_type -> skiff.v1.TopResponse
+	32,  // 122: skiff.v1.Containers.Stats:output_type -> skiff.v1.ContainerStats
+	88,  // 123: skiff.v1.Containers.Exec:output_type -> skiff.v1.AttachOutput
+	36,  // 124: skiff.v1.Containers.CopyTo:output_type -> skiff.v1.CopyToResponse
+	38,  // 125: skiff.v1.Containers.CopyFrom:output_type -> skiff.v1.CopyChunk
+	38,  // 126: skiff.v1.Containers.Export:output_type -> skiff.v1.CopyChunk
+	8,   // 127: skiff.v1.Containers.Commit:output_type -> skiff.v1.Image
+	39,  // 128: skiff.v1.Networks.Create:output_type -> skiff.v1.Network
+	42,  // 129: skiff.v1.Networks.List:output_type -> skiff.v1.ListNetworksResponse
+	39,  // 130: skiff.v1.Networks.Inspect:output_type -> skiff.v1.Network
+	45,  // 131: skiff.v1.Networks.Remove:output_type -> skiff.v1.RemoveNetworkResponse
+	47,  // 132: skiff.v1.Networks.Connect:output_type -> skiff.v1.ConnectNetworkResponse
+	49,  // 133: skiff.v1.Networks.Disconnect:output_type -> skiff.v1.DisconnectNetworkResponse
+	51,  // 134: skiff.v1.Networks.Prune:output_type -> skiff.v1.PruneNetworksResponse
+	52,  // 135: skiff.v1.Volumes.Create:output_type -> skiff.v1.Volume
+	55,  // 136: skiff.v1.Volumes.List:output_type -> skiff.v1.ListVolumesResponse
+	52,  // 137: skiff.v1.Volumes.Inspect:output_type -> skiff.v1.Volume
+	58,  // 138: skiff.v1.Volumes.Remove:output_type -> skiff.v1.RemoveVolumeResponse
+	60,  // 139: skiff.v1.Volumes.Prune:output_type -> skiff.v1.PruneVolumesResponse
+	94,  // 140: skiff.v1.System.Version:output_type -> skiff.v1.VersionResponse
+	96,  // 141: skiff.v1.System.Info:output_type -> skiff.v1.InfoResponse
+	92,  // 142: skiff.v1.System.DiskUsage:output_type -> skiff.v1.DiskUsageResponse
+	93,  // [93:143] is the sub-list for method output_type
+	43,  // [43:93] is the sub-list for method input_type
 	43,  // [43:43] is the sub-list for extension type_name
 	43,  // [43:43] is the sub-list for extension extendee
 	0,   // [0:43] is the sub-list for field type_name
@@ -7320,7 +7408,7 @@ func file_skiff_v1_skiff_proto_init() {
 		(*ExecInput_CloseStdin)(nil),
 		(*ExecInput_Resize)(nil),
 	}
-	file_skiff_v1_skiff_proto_msgTypes[83].OneofWrappers = []any{
+	file_skiff_v1_skiff_proto_msgTypes[85].OneofWrappers = []any{
 		(*AttachInput_Start)(nil),
 		(*AttachInput_Stdin)(nil),
 		(*AttachInput_CloseStdin)(nil),
@@ -7332,7 +7420,7 @@ func file_skiff_v1_skiff_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_skiff_proto_rawDesc), len(file_skiff_v1_skiff_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   106,
+			NumMessages:   108,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

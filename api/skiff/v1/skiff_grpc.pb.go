@@ -1543,6 +1543,7 @@ const (
 	Networks_Remove_FullMethodName     = "/skiff.v1.Networks/Remove"
 	Networks_Connect_FullMethodName    = "/skiff.v1.Networks/Connect"
 	Networks_Disconnect_FullMethodName = "/skiff.v1.Networks/Disconnect"
+	Networks_Prune_FullMethodName      = "/skiff.v1.Networks/Prune"
 )
 
 // NetworksClient is the client API for Networks service.
@@ -1555,6 +1556,8 @@ type NetworksClient interface {
 	Remove(ctx context.Context, in *RemoveNetworkRequest, opts ...grpc.CallOption) (*RemoveNetworkResponse, error)
 	Connect(ctx context.Context, in *ConnectNetworkRequest, opts ...grpc.CallOption) (*ConnectNetworkResponse, error)
 	Disconnect(ctx context.Context, in *DisconnectNetworkRequest, opts ...grpc.CallOption) (*DisconnectNetworkResponse, error)
+	// Prune removes the networks no container uses (not the default one).
+	Prune(ctx context.Context, in *PruneNetworksRequest, opts ...grpc.CallOption) (*PruneNetworksResponse, error)
 }
 
 type networksClient struct {
@@ -1625,6 +1628,16 @@ func (c *networksClient) Disconnect(ctx context.Context, in *DisconnectNetworkRe
 	return out, nil
 }
 
+func (c *networksClient) Prune(ctx context.Context, in *PruneNetworksRequest, opts ...grpc.CallOption) (*PruneNetworksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PruneNetworksResponse)
+	err := c.cc.Invoke(ctx, Networks_Prune_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NetworksServer is the server API for Networks service.
 // All implementations must embed UnimplementedNetworksServer
 // for forward compatibility.
@@ -1635,6 +1648,8 @@ type NetworksServer interface {
 	Remove(context.Context, *RemoveNetworkRequest) (*RemoveNetworkResponse, error)
 	Connect(context.Context, *ConnectNetworkRequest) (*ConnectNetworkResponse, error)
 	Disconnect(context.Context, *DisconnectNetworkRequest) (*DisconnectNetworkResponse, error)
+	// Prune removes the networks no container uses (not the default one).
+	Prune(context.Context, *PruneNetworksRequest) (*PruneNetworksResponse, error)
 	mustEmbedUnimplementedNetworksServer()
 }
 
@@ -1662,6 +1677,9 @@ func (UnimplementedNetworksServer) Connect(context.Context, *ConnectNetworkReque
 }
 func (UnimplementedNetworksServer) Disconnect(context.Context, *DisconnectNetworkRequest) (*DisconnectNetworkResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Disconnect not implemented")
+}
+func (UnimplementedNetworksServer) Prune(context.Context, *PruneNetworksRequest) (*PruneNetworksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Prune not implemented")
 }
 func (UnimplementedNetworksServer) mustEmbedUnimplementedNetworksServer() {}
 func (UnimplementedNetworksServer) testEmbeddedByValue()                  {}
@@ -1792,6 +1810,24 @@ func _Networks_Disconnect_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Networks_Prune_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PruneNetworksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NetworksServer).Prune(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Networks_Prune_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NetworksServer).Prune(ctx, req.(*PruneNetworksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Networks_ServiceDesc is the grpc.ServiceDesc for Networks service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1822,6 +1858,10 @@ var Networks_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Disconnect",
 			Handler:    _Networks_Disconnect_Handler,
+		},
+		{
+			MethodName: "Prune",
+			Handler:    _Networks_Prune_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
