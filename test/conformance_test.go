@@ -277,3 +277,102 @@ func TestRootfsPropagationUnbindable(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedMountNamespace runs a container without any namespace of its
+// own (runtime-tools' linux_ns_itype): it shares every namespace with the
+// runtime, its root is built in the runtime's mount namespace, and after
+// delete nothing of it stays mounted there, also when its create fails
+// half-way. runc leaves the container's mounts on the host here
+// (docs/conformance.md), so only the runtime under test is run.
+func TestSharedMountNamespace(t *testing.T) {
+	t.Parallel()
+	rt := testutil.NewRuntime(t, runtimeUnderTest, skiffBin)
+	var kinds []string
+	host := map[string]string{}
+	for _, ns := range []string{"cgroup", "ipc", "mnt", "net", "pid", "uts"} {
+		l, err := os.Readlink("/proc/self/ns/" + ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		host[ns] = l
+		kinds = append(kinds, ns)
+	}
+	script := "cd /proc/self/ns && for n in " + strings.Join(kinds, " ") + "; do echo $n $(readlink $n); done; stat -c 'root %i' /"
+	bundle, spec := testutil.BusyboxBundle(t, "sh", "-c", script)
+	spec.Linux.Namespaces = nil
+	spec.Hostname = ""
+	testutil.WriteSpec(t, bundle, spec)
+	id := testutil.ContainerID(t)
+	guard(t, rt, id, bundle)
+	stdout, stderr, code := rt.Run(testContext(t, 60*time.Second), "run", "--bundle", bundle, id)
+	if code != 0 {
+		t.Fatalf("run without namespaces: exit %d, stderr %s", code, stderr)
+	}
+	got := map[string]string{}
+	for _, l := range nonEmptyLines(stdout) {
+		if k, v, ok := strings.Cut(l, " "); ok {
+			got[k] = v
+		}
+	}
+	for _, ns := range kinds {
+		if got[ns] != host[ns] {
+			t.Errorf("namespace %s: container %q, runtime %q (want shared)", ns, got[ns], host[ns])
+		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(bundle+"/rootfs", &st); err != nil {
+		t.Fatal(err)
+	}
+	if want := strconv.FormatUint(st.Ino, 10); got["root"] != want {
+		t.Errorf("the container's / has inode %q, its rootfs %s: the container is not in its rootfs", got["root"], want)
+	}
+
+	// exec joins the runtime's mount namespace, which resets the root: it
+	// must still land in the container's root, not the host's.
+	long, spec := testutil.BusyboxBundle(t, "sleep", "60")
+	spec.Linux.Namespaces = nil
+	spec.Hostname = ""
+	testutil.WriteSpec(t, long, spec)
+	longID := testutil.ContainerID(t)
+	guard(t, rt, longID, long)
+	ctx := testContext(t, 60*time.Second)
+	if _, stderr, code := rt.Run(ctx, "run", "-d", "--bundle", long, longID); code != 0 {
+		t.Fatalf("run -d without namespaces: exit %d, stderr %s", code, stderr)
+	}
+	if err := syscall.Stat(long+"/rootfs", &st); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code = rt.Run(ctx, "exec", "--cwd", "/bin", longID, "sh", "-c", "stat -c %i /; pwd")
+	if want := strconv.FormatUint(st.Ino, 10) + "\n/bin\n"; code != 0 || stdout != want {
+		t.Errorf("exec into a container without namespaces: exit %d, stdout %q (want %q: its rootfs's inode and the cwd), stderr %s", code, stdout, want, stderr)
+	}
+	if _, stderr, code := rt.Run(ctx, "delete", "-f", longID); code != 0 {
+		t.Errorf("delete -f: exit %d, stderr %s", code, stderr)
+	}
+
+	// A mount that fails half-way through the root's setup: the bind of
+	// the rootfs and the mounts made before the failing one are undone.
+	bad, spec := testutil.BusyboxBundle(t, "true")
+	spec.Linux.Namespaces = nil
+	spec.Hostname = ""
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/missing-source", Type: "bind", Source: bad + "/no-such-dir", Options: []string{"bind"}})
+	testutil.WriteSpec(t, bad, spec)
+	badID := testutil.ContainerID(t)
+	guard(t, rt, badID, bad)
+	if _, stderr, code := rt.Run(testContext(t, 60*time.Second), "run", "--bundle", bad, badID); code == 0 || !strings.Contains(stderr, "no-such-dir") {
+		t.Errorf("a missing bind source without a mount namespace: exit %d, stderr %s", code, stderr)
+	}
+
+	// A user namespace needs a mount namespace to build the root in.
+	userns, spec := testutil.BusyboxBundle(t, "true")
+	spec.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.UserNamespace}}
+	spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	spec.Hostname = ""
+	testutil.WriteSpec(t, userns, spec)
+	usernsID := testutil.ContainerID(t)
+	guard(t, rt, usernsID, userns)
+	if _, stderr, code := rt.Run(testContext(t, 60*time.Second), "run", "--bundle", userns, usernsID); code != 1 || !strings.Contains(stderr, `add {"type": "mount"}`) {
+		t.Errorf("a user namespace without a mount namespace: exit %d, stderr %s", code, stderr)
+	}
+}

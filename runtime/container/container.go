@@ -282,10 +282,10 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *re
 			userNS = true
 		}
 	}
-	if !newMountNS {
-		// runc would then mount into the runtime's own namespace and chroot,
-		// leaving mounts on the host; skiff-runtime refuses instead.
-		return nil, fmt.Errorf("linux.namespaces: skiff-runtime builds the container's root only in a mount namespace of its own (new, or joined by path) and will not mount into the host's; add {\"type\": \"mount\"}: %w", errdefs.ErrNotImplemented)
+	if !newMountNS && userNS {
+		// The kernel lets a new user namespace mount nothing in the
+		// runtime's mount namespace.
+		return nil, fmt.Errorf("linux.namespaces: a container with a user namespace needs a mount namespace of its own to build its root in; add {\"type\": \"mount\"}: %w", errdefs.ErrInvalidArgument)
 	}
 	// Without namespaces to join first, a user namespace (its id maps are
 	// written between unsharing it and the rest) or a time namespace (its
@@ -383,20 +383,34 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *re
 
 	log.Debug("cgroup set up", "took", time.Since(started))
 	rootfsPath := spec.RootfsPath(s, bundle)
+	var sharedRootfsMount uint64 // hostmount.go
+	if !newMountNS {
+		if rootfsPath, sharedRootfsMount, err = bindSharedRootfs(rootfsPath); err != nil {
+			return nil, fmt.Errorf("container %q: %w", id, err)
+		}
+		defer func() {
+			if retErr != nil {
+				if err := detachSharedRootfs(rootfsPath, sharedRootfsMount); err != nil {
+					log.Warn("detach the container's root after failed create", "err", err)
+				}
+			}
+		}()
+	}
 	cfg := &initproc.Config{
-		ID:           id,
-		Bundle:       bundle,
-		Rootfs:       rootfsPath,
-		Spec:         s,
-		NoPivot:      opts.NoPivot,
-		NoNewKeyring: opts.NoNewKeyring,
-		PreserveFDs:  opts.PreserveFDs,
-		CgroupPaths:  mgr.Paths(),
-		NewMountNS:   newMountNS,
-		NewUTSNS:     newUTS,
-		NewCgroupNS:  newCgroupNS,
-		UserNS:       userNS,
-		SeccompBPF:   seccompBPF,
+		ID:            id,
+		Bundle:        bundle,
+		Rootfs:        rootfsPath,
+		Spec:          s,
+		NoPivot:       opts.NoPivot,
+		NoNewKeyring:  opts.NoNewKeyring,
+		PreserveFDs:   opts.PreserveFDs,
+		CgroupPaths:   mgr.Paths(),
+		NewMountNS:    newMountNS,
+		SharedMountNS: !newMountNS,
+		NewUTSNS:      newUTS,
+		NewCgroupNS:   newCgroupNS,
+		UserNS:        userNS,
+		SeccompBPF:    seccompBPF,
 	}
 	switch {
 	case len(idmapFiles) > 0 && userNS:
@@ -438,18 +452,19 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *re
 	log.Debug("init ready", "took", time.Since(started))
 
 	rec := &record{
-		OCIVersion:    specs.Version,
-		ID:            id,
-		Bundle:        bundle,
-		Rootfs:        rootfsPath,
-		Pid:           pid,
-		InitStartTime: sp.start,
-		Created:       time.Now().UTC(),
-		Annotations:   s.Annotations,
-		CgroupRoot:    r.cgroupRoot(),
-		CgroupPaths:   mgr.Paths(),
-		NewPidNS:      newPidNS,
-		Spec:          s,
+		OCIVersion:        specs.Version,
+		ID:                id,
+		Bundle:            bundle,
+		Rootfs:            rootfsPath,
+		Pid:               pid,
+		InitStartTime:     sp.start,
+		Created:           time.Now().UTC(),
+		Annotations:       s.Annotations,
+		CgroupRoot:        r.cgroupRoot(),
+		CgroupPaths:       mgr.Paths(),
+		NewPidNS:          newPidNS,
+		SharedRootfsMount: sharedRootfsMount,
+		Spec:              s,
 	}
 	if err := r.writeRecord(rec); err != nil {
 		return nil, fmt.Errorf("write state of container %q: %w", id, err)
@@ -712,6 +727,11 @@ func (r *Runtime) teardown(rec *record, st Status) error {
 			}
 		}
 		if err := mgr.Destroy(); err != nil {
+			return fmt.Errorf("delete container %q: %w", rec.ID, err)
+		}
+	}
+	if rec.SharedRootfsMount != 0 {
+		if err := detachSharedRootfs(rec.Rootfs, rec.SharedRootfsMount); err != nil {
 			return fmt.Errorf("delete container %q: %w", rec.ID, err)
 		}
 	}

@@ -245,6 +245,9 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOpts) (int, error) 
 		NoNewKeyring: true,
 		Exec:         true,
 	}
+	if rec.SharedRootfsMount != 0 {
+		cfg.ExecRoot = rec.Rootfs // hostmount.go
+	}
 	err = sp.configure(cfg, r.logger(), nil)
 	if c := files[initproc.EnvConsoleFD]; c != nil {
 		c.Close() // the process has its copy, or failed

@@ -36,8 +36,12 @@ type record struct {
 	CgroupPaths   map[string]string `json:"cgroupPaths,omitempty"`
 	// NewPidNS: the container has its own pid namespace, so killing its
 	// init kills every process in it.
-	NewPidNS bool        `json:"newPidNs"`
-	Spec     *specs.Spec `json:"config"`
+	NewPidNS bool `json:"newPidNs"`
+	// SharedRootfsMount is the ID of the bind mount of Rootfs that the
+	// root of a container without a mount namespace of its own is built
+	// on, in the runtime's namespace; delete detaches it (hostmount.go).
+	SharedRootfsMount uint64      `json:"sharedRootfsMount,omitempty"`
+	Spec              *specs.Spec `json:"config"`
 }
 
 // State is the state of a container as `state` and `list` print it: the OCI

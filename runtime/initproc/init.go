@@ -137,6 +137,11 @@ func setup(cfg *Config, tr *tracer, sync io.ReadWriter, consoleSock *os.File) (s
 	if cfg.Spec.Process.Terminal && consoleSock == nil {
 		return "", errors.New("process.terminal is set but the runtime passed no console socket")
 	}
+	if cfg.Exec && cfg.ExecRoot != "" {
+		if err := enterRoot(cfg.ExecRoot); err != nil {
+			return "", err
+		}
+	}
 	if !cfg.Exec {
 		if err := setupContainer(cfg, tr, sync, consoleSock); err != nil {
 			return "", err
@@ -150,6 +155,18 @@ func setup(cfg *Config, tr *tracer, sync io.ReadWriter, consoleSock *os.File) (s
 	exe, err := setupProcess(cfg, sync)
 	tr.step("process set up")
 	return exe, err
+}
+
+// enterRoot chroots into root, the root of a container that shares the
+// runtime's mount namespace, and leaves the working directory at its "/".
+func enterRoot(root string) error {
+	if err := unix.Chdir(root); err != nil {
+		return fmt.Errorf("enter the container's root %s: %w", root, err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("chroot into the container's root %s: %w", root, err)
+	}
+	return unix.Chdir("/")
 }
 
 // hookState is the state given to hooks run by the init.
@@ -227,10 +244,11 @@ func setupContainer(cfg *Config, tr *tracer, sync io.ReadWriter, consoleSock *os
 		CgroupNS:    cfg.NewCgroupNS,
 		UserNS:      cfg.UserNS,
 		HostMountNS: cfg.HostMountNS,
+		Shared:      cfg.SharedMountNS,
 		IDMapFDs:    cfg.IDMapFDs,
 		IDMapTrees:  cfg.idmapTreeFDs,
 	}
-	if cfg.NewMountNS {
+	if cfg.NewMountNS || cfg.SharedMountNS {
 		if err := rootfs.Prepare(rc); err != nil {
 			return err
 		}
@@ -266,7 +284,7 @@ func setupContainer(cfg *Config, tr *tracer, sync io.ReadWriter, consoleSock *os
 			return err
 		}
 	}
-	if cfg.NewMountNS {
+	if cfg.NewMountNS || cfg.SharedMountNS {
 		if err := rootfs.Finalize(rc); err != nil {
 			return err
 		}

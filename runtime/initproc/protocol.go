@@ -57,10 +57,13 @@ type Config struct {
 	PreserveFDs  int               `json:"preserveFds,omitempty"`
 	CgroupPaths  map[string]string `json:"cgroupPaths,omitempty"`
 	// Namespaces the init lives in, decided by the parent from the spec.
-	NewMountNS  bool `json:"newMountNs,omitempty"`
-	NewUTSNS    bool `json:"newUtsNs,omitempty"`
-	NewCgroupNS bool `json:"newCgroupNs,omitempty"`
-	UserNS      bool `json:"userNs,omitempty"`
+	NewMountNS bool `json:"newMountNs,omitempty"`
+	// SharedMountNS: no mount namespace of its own; the root is built on
+	// the runtime's bind mount of Rootfs, in the runtime's namespace.
+	SharedMountNS bool `json:"sharedMountNs,omitempty"`
+	NewUTSNS      bool `json:"newUtsNs,omitempty"`
+	NewCgroupNS   bool `json:"newCgroupNs,omitempty"`
+	UserNS        bool `json:"userNs,omitempty"`
 	// HostMountNS is the runtime's mount namespace (readlink of
 	// /proc/self/ns/mnt), which the init must not be in.
 	HostMountNS string `json:"hostMountNs,omitempty"`
@@ -68,6 +71,10 @@ type Config struct {
 	// the container's namespaces and cgroup; it only sets up itself
 	// (Spec.Process) and execs, without waiting for start.
 	Exec bool `json:"exec,omitempty"`
+	// ExecRoot, for an exec into a container without a mount namespace of
+	// its own (which joining the runtime's does not change), is the
+	// container's root to chroot into before anything else.
+	ExecRoot string `json:"execRoot,omitempty"`
 	// Debug: report the time taken by each setup step as MsgLog.
 	Debug bool `json:"debug,omitempty"`
 	// Pid is the init's pid in the runtime's pid namespace, for the state

@@ -40,6 +40,12 @@ type Config struct {
 	// (readlink of the runtime's /proc/self/ns/mnt, e.g. "mnt:[4026531841]").
 	// Empty: pid 1's, or where that can't be read, the parent process's.
 	HostMountNS string
+	// Shared: the container has no mount namespace of its own, so the setup
+	// runs in the runtime's. The runtime has bind-mounted Rootfs onto
+	// itself there (and detaches that bind on delete); Prepare leaves the
+	// propagation of "/" and of the rootfs's parent alone and builds on
+	// that bind, and Finalize enters it with chroot instead of pivot_root.
+	Shared bool
 	// IDMapFDs maps the index in Spec.Mounts of each ID-mapped bind mount
 	// ("idmap", "ridmap", or the mount's own uidMappings/gidMappings) to an
 	// fd, open in this process, on a user namespace carrying the mappings to
@@ -178,13 +184,14 @@ func validate(c *Config) (string, error) {
 	return rootfs, nil
 }
 
-// Prepare sets the propagation of "/" (MS_SLAVE|MS_REC, or
-// linux.rootfsPropagation), makes the rootfs's parent mount private if it is
-// shared so pivot_root works, bind-mounts the rootfs onto itself, does every
-// entry of spec.mounts in order and fills /dev. The host's paths stay
-// visible; OCI createContainer hooks may run between Prepare and Finalize.
+// Prepare readies the container's own mount namespace (privateRoot; with
+// Shared, the runtime's namespace and its bind of the rootfs as they are),
+// then does every entry of spec.mounts in order and fills /dev. The host's
+// paths stay visible; OCI createContainer hooks may run between Prepare and
+// Finalize.
 //
-// It refuses to run in pid 1's mount namespace (ErrFailedPrecondition).
+// Without Shared it refuses to run in pid 1's mount namespace
+// (ErrFailedPrecondition).
 func Prepare(c *Config) error {
 	return prepare(c, false)
 }
@@ -196,29 +203,10 @@ func prepare(c *Config, forceCgroup2 bool) error {
 	if err != nil {
 		return err
 	}
-	if err := checkPrivateMountNS(c.HostMountNS); err != nil {
-		return err
-	}
-	flag := uintptr(unix.MS_SLAVE | unix.MS_REC)
-	if s := rootfsPropagation(c.Spec); s != "" {
-		if flag, err = propagationFlag(s); err != nil {
+	if !c.Shared {
+		if err := privateRoot(c, rootfs); err != nil {
 			return err
 		}
-	}
-	if flag&unix.MS_UNBINDABLE != 0 {
-		// An unbindable tree cannot be bind-mounted (the rootfs onto
-		// itself, bind mounts out of it): build it private; Finalize makes
-		// / unbindable after pivot_root.
-		flag = flag&^unix.MS_UNBINDABLE | unix.MS_PRIVATE
-	}
-	if err := unix.Mount("", "/", "", flag, ""); err != nil {
-		return fmt.Errorf("set propagation %#x of /: %w", flag, err)
-	}
-	if err := makeParentPrivate(rootfs); err != nil {
-		return err
-	}
-	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind-mount the rootfs %s onto itself: %w", rootfs, err)
 	}
 	rootFile, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -267,6 +255,40 @@ func prepare(c *Config, forceCgroup2 bool) error {
 	return nil
 }
 
+// privateRoot readies the container's own mount namespace: it sets the
+// propagation of "/" (MS_SLAVE|MS_REC, or linux.rootfsPropagation), makes
+// the rootfs's parent mount private if it is shared so pivot_root works,
+// and bind-mounts the rootfs onto itself. It refuses to run in the
+// runtime's mount namespace.
+func privateRoot(c *Config, rootfs string) error {
+	if err := checkPrivateMountNS(c.HostMountNS); err != nil {
+		return err
+	}
+	flag := uintptr(unix.MS_SLAVE | unix.MS_REC)
+	var err error
+	if s := rootfsPropagation(c.Spec); s != "" {
+		if flag, err = propagationFlag(s); err != nil {
+			return err
+		}
+	}
+	if flag&unix.MS_UNBINDABLE != 0 {
+		// An unbindable tree cannot be bind-mounted (the rootfs onto
+		// itself, bind mounts out of it): build it private; Finalize makes
+		// / unbindable after pivot_root.
+		flag = flag&^unix.MS_UNBINDABLE | unix.MS_PRIVATE
+	}
+	if err := unix.Mount("", "/", "", flag, ""); err != nil {
+		return fmt.Errorf("set propagation %#x of /: %w", flag, err)
+	}
+	if err := makeParentPrivate(rootfs); err != nil {
+		return err
+	}
+	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind-mount the rootfs %s onto itself: %w", rootfs, err)
+	}
+	return nil
+}
+
 // makeParentPrivate makes the mount holding rootfs private if it is shared:
 // pivot_root refuses a shared parent, and the rootfs bind would propagate to
 // the host.
@@ -295,8 +317,8 @@ func makeParentPrivate(rootfs string) error {
 	return nil
 }
 
-// Finalize switches into the rootfs (pivot_root, or MS_MOVE and chroot with
-// NoPivot), then remounts read-only the tmpfs and /dev mounts that asked for
+// Finalize switches into the rootfs (pivot_root, MS_MOVE and chroot with
+// NoPivot, or chroot alone with Shared), then remounts read-only the tmpfs and /dev mounts that asked for
 // it, applies linux.readonlyPaths and linux.maskedPaths, root.readonly and
 // linux.rootfsPropagation, and leaves the working directory at "/".
 func Finalize(c *Config) error {
@@ -307,9 +329,15 @@ func Finalize(c *Config) error {
 	if err := unix.Chdir(rootfs); err != nil {
 		return fmt.Errorf("chdir to the rootfs %s: %w", rootfs, err)
 	}
-	if c.NoPivot {
+	switch {
+	case c.Shared:
+		// pivot_root here would move the runtime's own root.
+		if err = unix.Chroot("."); err != nil {
+			err = fmt.Errorf("chroot into %s: %w", rootfs, err)
+		}
+	case c.NoPivot:
 		err = moveRoot(rootfs)
-	} else {
+	default:
 		err = pivotRoot(rootfs)
 	}
 	if err != nil {
