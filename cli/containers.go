@@ -749,6 +749,8 @@ type inspectHostConfig struct {
 		Name              string `json:"Name"`
 		MaximumRetryCount int32  `json:"MaximumRetryCount"`
 	} `json:"RestartPolicy"`
+
+	inspectSecurity // resources and security (secflags.go)
 }
 
 type inspectConfig struct {
@@ -807,6 +809,7 @@ func toContainerInspect(c *skiffv1.Container) containerInspect {
 		nm = "none"
 	}
 	out.HostConfig = inspectHostConfig{AutoRemove: cfg.GetAutoRemove(), Runtime: rt, NetworkMode: nm, ReadonlyRootfs: cfg.GetReadOnly()}
+	out.HostConfig.inspectSecurity = toInspectSecurity(cfg)
 	out.HostConfig.RestartPolicy.Name = "no"
 	if rp := cfg.GetRestartPolicy(); rp != nil && rp.GetName() != "" {
 		out.HostConfig.RestartPolicy.Name = rp.GetName()

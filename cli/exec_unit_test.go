@@ -78,17 +78,21 @@ func TestUpdateFlags(t *testing.T) {
 		fail    bool
 	}{
 		{name: "none", fail: true},
-		{name: "memory", o: updateFlags{memory: "64m"}, changed: []string{"memory"},
+		{name: "memory", o: updateFlags{res: resourceFlags{memory: "64m"}}, changed: []string{"memory"},
 			check: func(r *skiffv1.UpdateContainerRequest) bool { return r.GetResources().GetMemory() == 64<<20 }},
-		{name: "cpus", o: updateFlags{cpus: "1.5"}, changed: []string{"cpus"},
+		{name: "cpus", o: updateFlags{res: resourceFlags{cpus: "1.5"}}, changed: []string{"cpus"},
 			check: func(r *skiffv1.UpdateContainerRequest) bool { return r.GetResources().GetNanoCpus() == 1.5e9 }},
-		{name: "swap unlimited", o: updateFlags{memorySwap: "-1"}, changed: []string{"memory-swap"},
+		{name: "swap unlimited", o: updateFlags{res: resourceFlags{memorySwap: "-1"}}, changed: []string{"memory-swap"},
 			check: func(r *skiffv1.UpdateContainerRequest) bool { return r.GetResources().GetMemorySwap() == -1 }},
 		{name: "restart", o: updateFlags{restart: "on-failure:2"}, changed: []string{"restart"},
 			check: func(r *skiffv1.UpdateContainerRequest) bool {
 				return r.GetResources() == nil && r.GetRestartPolicy().GetName() == "on-failure" && r.GetRestartPolicy().GetMaxRetries() == 2
 			}},
-		{name: "bad memory", o: updateFlags{memory: "lots"}, changed: []string{"memory"}, fail: true},
+		{name: "pids-limit 0 is unlimited", changed: []string{"pids-limit"},
+			check: func(r *skiffv1.UpdateContainerRequest) bool { return r.GetResources().GetPidsLimit() == -1 }},
+		{name: "memory-reservation", o: updateFlags{res: resourceFlags{memoryReservation: "32m"}}, changed: []string{"memory-reservation"},
+			check: func(r *skiffv1.UpdateContainerRequest) bool { return r.GetResources().GetMemoryReservation() == 32<<20 }},
+		{name: "bad memory", o: updateFlags{res: resourceFlags{memory: "lots"}}, changed: []string{"memory"}, fail: true},
 		{name: "bad restart", o: updateFlags{restart: "sometimes"}, changed: []string{"restart"}, fail: true},
 	}
 	for _, tc := range cases {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,65 +69,21 @@ func (a *app) renameCommand() *cobra.Command {
 }
 
 type updateFlags struct {
-	memory, memorySwap, cpus, cpusetCpus, cpusetMems, restart string
-	cpuShares, cpuPeriod, cpuQuota, pidsLimit                 int64
+	res     resourceFlags // secflags.go, shared with run and create
+	restart string
 }
 
 // toRequest builds the Update request for id from the flags the user set.
 func (o *updateFlags) toRequest(id string, changed func(string) bool) (*skiffv1.UpdateContainerRequest, error) {
 	req := &skiffv1.UpdateContainerRequest{Id: id}
-	r := &skiffv1.Resources{}
-	set := false
-	if changed("memory") {
-		n, err := ramInBytes(o.memory)
-		if err != nil {
-			return nil, invalid("invalid argument %q for \"-m, --memory\" flag: %v", o.memory, err)
-		}
-		r.Memory, set = n, true
+	r, err := o.res.toResources(changed)
+	if err != nil {
+		return nil, err
 	}
-	if changed("memory-swap") {
-		if o.memorySwap == "-1" {
-			r.MemorySwap = -1
-		} else {
-			n, err := ramInBytes(o.memorySwap)
-			if err != nil {
-				return nil, invalid("invalid argument %q for \"--memory-swap\" flag: %v", o.memorySwap, err)
-			}
-			r.MemorySwap = n
-		}
-		set = true
+	if r != nil && changed("pids-limit") && r.PidsLimit == 0 {
+		r.PidsLimit = -1 // docker: 0 means unlimited here
 	}
-	if changed("cpus") {
-		f, err := strconv.ParseFloat(o.cpus, 64)
-		if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
-			return nil, invalid("invalid argument %q for \"--cpus\" flag: failed to parse %s as a rational number", o.cpus, o.cpus)
-		}
-		r.NanoCpus, set = int64(f*1e9), true
-	}
-	if changed("cpu-shares") {
-		r.CpuShares, set = o.cpuShares, true
-	}
-	if changed("cpu-period") {
-		r.CpuPeriod, set = o.cpuPeriod, true
-	}
-	if changed("cpu-quota") {
-		r.CpuQuota, set = o.cpuQuota, true
-	}
-	if changed("cpuset-cpus") {
-		r.CpusetCpus, set = o.cpusetCpus, true
-	}
-	if changed("cpuset-mems") {
-		r.CpusetMems, set = o.cpusetMems, true
-	}
-	if changed("pids-limit") {
-		r.PidsLimit, set = o.pidsLimit, true
-		if o.pidsLimit == 0 {
-			r.PidsLimit = -1 // docker: 0 means unlimited here
-		}
-	}
-	if set {
-		req.Resources = r
-	}
+	req.Resources = r
 	if changed("restart") {
 		p, err := parseRestartPolicy(o.restart)
 		if err != nil {
@@ -170,15 +125,7 @@ func (a *app) updateCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.memory, "memory", "m", "", "Memory limit")
-	f.StringVar(&o.memorySwap, "memory-swap", "", "Swap limit equal to memory plus swap: -1 to enable unlimited swap")
-	f.StringVar(&o.cpus, "cpus", "", "Number of CPUs")
-	f.Int64VarP(&o.cpuShares, "cpu-shares", "c", 0, "CPU shares (relative weight)")
-	f.Int64Var(&o.cpuPeriod, "cpu-period", 0, "Limit CPU CFS (Completely Fair Scheduler) period")
-	f.Int64Var(&o.cpuQuota, "cpu-quota", 0, "Limit CPU CFS (Completely Fair Scheduler) quota")
-	f.StringVar(&o.cpusetCpus, "cpuset-cpus", "", "CPUs in which to allow execution (0-3, 0,1)")
-	f.StringVar(&o.cpusetMems, "cpuset-mems", "", "MEMs in which to allow execution (0-3, 0,1)")
-	f.Int64Var(&o.pidsLimit, "pids-limit", 0, "Tune container pids limit (set -1 for unlimited)")
+	addResourceFlags(f, &o.res)
 	f.StringVar(&o.restart, "restart", "", "Restart policy to apply when a container exits")
 	return cmd
 }

@@ -42,6 +42,9 @@ type containerFlags struct {
 	mounts      []string     // --mount
 	tmpfs       []string     // --tmpfs
 	net         networkFlags // -p, -P, --dns, --add-host, --network-alias, --ip (network.go)
+
+	// --memory, --cpus, --privileged, --cap-add, --device, ... (secflags.go)
+	sec securityFlags
 }
 
 func addContainerFlags(f *pflag.FlagSet, o *containerFlags, run bool) {
@@ -75,6 +78,7 @@ func addContainerFlags(f *pflag.FlagSet, o *containerFlags, run bool) {
 	f.StringArrayVar(&o.mounts, "mount", nil, "Attach a filesystem mount to the container")
 	f.StringArrayVar(&o.tmpfs, "tmpfs", nil, "Mount a tmpfs directory")
 	addNetworkFlags(f, &o.net)
+	addSecurityFlags(f, &o.sec)
 	// -h is docker's --hostname; help stays reachable as --help.
 	f.Bool("help", false, "Print usage")
 }
@@ -147,6 +151,9 @@ func (o *containerFlags) toConfig(image string, cmd []string, changed func(strin
 		Mounts:        mounts,
 	}
 	if err := o.net.apply(c, o.network); err != nil {
+		return nil, err
+	}
+	if err := o.sec.apply(c, changed); err != nil {
 		return nil, err
 	}
 	if changed("entrypoint") {

@@ -54,6 +54,7 @@ func createConfig(c *skiffv1.ContainerConfig) containers.CreateConfig {
 		cc.StopTimeout = &v
 	}
 	netCreateConfig(&cc, c)
+	secCreateConfig(&cc, c)
 	return cc
 }
 
@@ -83,6 +84,7 @@ func apiConfig(cc containers.CreateConfig) *skiffv1.ContainerConfig {
 		out.StopTimeout = int32(*cc.StopTimeout)
 	}
 	netAPIConfig(out, cc)
+	secAPIConfig(out, cc)
 	if cc.RestartPolicy.Name != "" || cc.RestartPolicy.MaxRetries != 0 {
 		out.RestartPolicy = &skiffv1.RestartPolicy{Name: cc.RestartPolicy.Name, MaxRetries: int32(cc.RestartPolicy.MaxRetries)}
 	}

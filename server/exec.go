@@ -160,17 +160,8 @@ func (s *containersServer) Update(ctx context.Context, req *skiffv1.UpdateContai
 	}
 	var o containers.UpdateOptions
 	if r := req.GetResources(); r != nil {
-		o.Resources = &containers.Resources{
-			Memory:     r.GetMemory(),
-			MemorySwap: r.GetMemorySwap(),
-			NanoCPUs:   r.GetNanoCpus(),
-			CPUShares:  r.GetCpuShares(),
-			CPUPeriod:  r.GetCpuPeriod(),
-			CPUQuota:   r.GetCpuQuota(),
-			CpusetCpus: r.GetCpusetCpus(),
-			CpusetMems: r.GetCpusetMems(),
-			PidsLimit:  r.GetPidsLimit(),
-		}
+		res := engineResources(r)
+		o.Resources = &res
 	}
 	if p := req.GetRestartPolicy(); p != nil {
 		o.RestartPolicy = &containers.RestartPolicy{Name: p.GetName(), MaxRetries: int(p.GetMaxRetries())}

@@ -70,6 +70,11 @@ func (s *Service) validate(ns string, cfg *CreateConfig) ([]string, error) {
 		return nil, err
 	}
 	cfg.Mounts, warnings = mounts, append(warnings, mwarn...)
+	swarn, err := validateSecurity(cfg)
+	if err != nil {
+		return nil, err
+	}
+	warnings = append(warnings, swarn...)
 	if cfg.Runtime == "" {
 		cfg.Runtime = s.cfg.DefaultRuntime
 	}
@@ -191,6 +196,9 @@ func (s *Service) Create(ctx context.Context, ns string, cfg CreateConfig) (_ Co
 		CgroupsPath:   cgroupsPath(ns, id),
 	}
 	s.networkSpec(&opts, cfg, id)
+	if err := securitySpec(&opts, cfg); err != nil {
+		return fail("its security options", err)
+	}
 	etc, err := specgen.WriteEtcFiles(persist, opts)
 	if err != nil {
 		return fail("write its /etc files", err)

@@ -117,6 +117,23 @@ type CreateConfig struct {
 	DNS          []string              `json:"dns,omitempty"`
 	ExtraHosts   []string              `json:"extraHosts,omitempty"`
 	ExposedPorts []string              `json:"exposedPorts,omitempty"`
+
+	// Resources and security (security.go): --memory, --cpus, ...,
+	// --privileged, --cap-add/--cap-drop, --security-opt (seccomp=<profile>
+	// holds the profile's JSON, as docker keeps it), --device, --shm-size
+	// (recorded with docker's default), --sysctl, --group-add, --ulimit,
+	// --oom-score-adj.
+	Resources   Resources         `json:"resources,omitzero"`
+	Privileged  bool              `json:"privileged,omitempty"`
+	CapAdd      []string          `json:"capAdd,omitempty"`
+	CapDrop     []string          `json:"capDrop,omitempty"`
+	SecurityOpt []string          `json:"securityOpt,omitempty"`
+	Devices     []DeviceMapping   `json:"devices,omitempty"`
+	ShmSize     int64             `json:"shmSize,omitempty"`
+	Sysctls     map[string]string `json:"sysctls,omitempty"`
+	GroupAdd    []string          `json:"groupAdd,omitempty"`
+	Ulimits     []Ulimit          `json:"ulimits,omitempty"`
+	OOMScoreAdj int               `json:"oomScoreAdj,omitempty"`
 }
 
 // Status values of a container, docker's words.

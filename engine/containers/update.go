@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,17 +18,19 @@ import (
 )
 
 // Resources are docker's resource flags of run and update; a zero field
-// is unset (update leaves it as it is).
+// is unset (update leaves it as it is). They are recorded with the
+// container's CreateConfig.
 type Resources struct {
-	Memory     int64 // bytes
-	MemorySwap int64 // bytes, memory plus swap; -1 unlimited
-	NanoCPUs   int64 // --cpus × 1e9
-	CPUShares  int64
-	CPUPeriod  int64 // microseconds
-	CPUQuota   int64 // microseconds
-	CpusetCpus string
-	CpusetMems string
-	PidsLimit  int64 // -1 unlimited
+	Memory            int64  `json:"memory,omitempty"`            // bytes
+	MemorySwap        int64  `json:"memorySwap,omitempty"`        // bytes, memory plus swap; -1 unlimited
+	MemoryReservation int64  `json:"memoryReservation,omitempty"` // bytes, soft limit
+	NanoCPUs          int64  `json:"nanoCpus,omitempty"`          // --cpus × 1e9
+	CPUShares         int64  `json:"cpuShares,omitempty"`
+	CPUPeriod         int64  `json:"cpuPeriod,omitempty"` // microseconds
+	CPUQuota          int64  `json:"cpuQuota,omitempty"`  // microseconds
+	CpusetCpus        string `json:"cpusetCpus,omitempty"`
+	CpusetMems        string `json:"cpusetMems,omitempty"`
+	PidsLimit         int64  `json:"pidsLimit,omitempty"` // -1 unlimited
 }
 
 // IsZero reports whether r sets nothing.
@@ -56,6 +59,12 @@ func validateResources(r Resources) error {
 		return bad("minimum memoryswap limit should be larger than memory limit, see usage")
 	case r.MemorySwap < -1:
 		return bad("memory swap limit %d: must be -1 (unlimited) or positive", r.MemorySwap)
+	case r.MemoryReservation < 0:
+		return bad("memory reservation %d: must not be negative", r.MemoryReservation)
+	case r.MemoryReservation > 0 && r.MemoryReservation < minMemory:
+		return bad("minimum memory reservation allowed is 6MB")
+	case r.Memory > 0 && r.MemoryReservation > 0 && r.Memory < r.MemoryReservation:
+		return bad("minimum memory limit can not be less than memory reservation limit, see usage")
 	case r.NanoCPUs < 0:
 		return bad("--cpus: must not be negative")
 	case r.NanoCPUs > 0 && (r.CPUPeriod > 0 || r.CPUQuota > 0):
@@ -100,6 +109,10 @@ func applyResources(res *specs.LinuxResources, r Resources) []string {
 		mem().Swap = i64(r.MemorySwap)
 		flags = append(flags, "--memory-swap", strconv.FormatInt(r.MemorySwap, 10))
 	}
+	if r.MemoryReservation > 0 {
+		mem().Reservation = i64(r.MemoryReservation)
+		flags = append(flags, "--memory-reservation", strconv.FormatInt(r.MemoryReservation, 10))
+	}
 	if r.CPUShares > 0 {
 		cpu().Shares = u64(uint64(r.CPUShares))
 		flags = append(flags, "--cpu-share", strconv.FormatInt(r.CPUShares, 10))
@@ -129,6 +142,52 @@ func applyResources(res *specs.LinuxResources, r Resources) []string {
 		flags = append(flags, "--pids-limit", strconv.FormatInt(r.PidsLimit, 10))
 	}
 	return flags
+}
+
+// checkUpdate refuses, as docker's update does, what conflicts with what
+// the container has (cur, its spec's resources; had, its recorded flags):
+// a memory limit above its memory+swap limit without a new one, and --cpus
+// against a CFS period or quota (or the reverse).
+func checkUpdate(cur *specs.LinuxResources, had, r Resources) error {
+	conflict := func(msg string) error { return fmt.Errorf("%s: %w", msg, errdefs.ErrFailedPrecondition) }
+	switch {
+	case r.NanoCPUs > 0 && had.CPUPeriod > 0:
+		return conflict("conflicting options: Nano CPUs cannot be updated as CPU Period has already been set")
+	case r.NanoCPUs > 0 && had.CPUQuota > 0:
+		return conflict("conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set")
+	case r.CPUPeriod > 0 && had.NanoCPUs > 0:
+		return conflict("conflicting options: CPU Period cannot be updated as NanoCPUs has already been set")
+	case r.CPUQuota > 0 && had.NanoCPUs > 0:
+		return conflict("conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set")
+	}
+	if r.Memory > 0 && r.MemorySwap == 0 && cur.Memory != nil && cur.Memory.Swap != nil && *cur.Memory.Swap > 0 && r.Memory > *cur.Memory.Swap {
+		return conflict(fmt.Sprintf("memory limit should be smaller than already set memoryswap limit (%d), update the memoryswap at the same time", *cur.Memory.Swap))
+	}
+	return nil
+}
+
+// mergeResources lays what r sets over the recorded dst; --cpus replaces
+// a period and quota and the reverse, as in the spec.
+func mergeResources(dst *Resources, r Resources) {
+	set := func(d *int64, v int64) {
+		if v != 0 {
+			*d = v
+		}
+	}
+	set(&dst.Memory, r.Memory)
+	set(&dst.MemorySwap, r.MemorySwap)
+	set(&dst.MemoryReservation, r.MemoryReservation)
+	set(&dst.NanoCPUs, r.NanoCPUs)
+	set(&dst.CPUShares, r.CPUShares)
+	set(&dst.CPUPeriod, r.CPUPeriod)
+	set(&dst.CPUQuota, r.CPUQuota)
+	set(&dst.PidsLimit, r.PidsLimit)
+	if r.CpusetCpus != "" {
+		dst.CpusetCpus = r.CpusetCpus
+	}
+	if r.CpusetMems != "" {
+		dst.CpusetMems = r.CpusetMems
+	}
 }
 
 // Update changes a container's resources (applied at once, through the
@@ -171,11 +230,18 @@ func (s *Service) Update(ctx context.Context, ns, idOrName string, o UpdateOptio
 		if spec.Linux.Resources == nil {
 			spec.Linux.Resources = &specs.LinuxResources{}
 		}
+		if err := checkUpdate(spec.Linux.Resources, cc.Resources, *o.Resources); err != nil {
+			return Container{}, fmt.Errorf("%s: %w", what, err)
+		}
 		flags := applyResources(spec.Linux.Resources, *o.Resources)
+		mergeResources(&cc.Resources, *o.Resources)
+		if next.Config, err = json.Marshal(cc); err != nil {
+			return Container{}, fmt.Errorf("%s: encode its config: %w", what, err)
+		}
 		if next.Spec, err = json.Marshal(&spec); err != nil {
 			return Container{}, fmt.Errorf("%s: encode its runtime spec: %w", what, err)
 		}
-		fields = append(fields, "spec")
+		fields = append(fields, "spec", "config")
 		if s.view(ns, rec).Running() {
 			rt := s.runtimeOf(ns, rec)
 			if _, err := rt.run(ctx, append(append([]string{"update"}, flags...), rec.ID)...); err != nil {
@@ -195,7 +261,10 @@ func (s *Service) Update(ctx context.Context, ns, idOrName string, o UpdateOptio
 		if next.Config, err = json.Marshal(cc); err != nil {
 			return Container{}, fmt.Errorf("%s: encode its config: %w", what, err)
 		}
-		fields = append(fields, "restartpolicy", "config")
+		fields = append(fields, "restartpolicy")
+		if !slices.Contains(fields, "config") {
+			fields = append(fields, "config")
+		}
 	}
 	if len(fields) == 0 {
 		return s.view(ns, rec), nil

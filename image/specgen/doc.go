@@ -26,9 +26,13 @@
 //     inheritable or ambient set, so a non-root user ends up with none
 //     effective. --cap-add/--cap-drop follow docker's TweakCapabilities,
 //     "ALL" included; --privileged gives every capability the running
-//     kernel knows.
+//     kernel knows that the calling process's bounding set holds (docker's
+//     "available in the current environment"), and --cap-add of any other
+//     is refused.
 //   - seccomp: docker's default profile resolved for the bounding set
-//     (runtime/seccomp.DefaultProfileWithCaps); none when privileged.
+//     (runtime/seccomp.DefaultProfileWithCaps); none when privileged or
+//     with seccomp=unconfined; a Docker-format profile given with
+//     seccomp=<json> is resolved the same way and compiled to check it.
 //   - mounts: /proc, /dev (tmpfs), /dev/pts, /sys (ro), /sys/fs/cgroup (ro),
 //     /dev/mqueue, /dev/shm (tmpfs, 64 MiB), with docker's options, in
 //     docker's order; then the caller's mounts, sorted parents first, each
@@ -52,7 +56,12 @@
 //   - process: env PATH (docker's default, replaced by the image's),
 //     HOSTNAME, TERM=xterm with a terminal, then the merged image and user
 //     environment; cwd "/" unless the image or -w says otherwise;
-//     oomScoreAdj 0; no rlimits; noNewPrivileges false.
+//     oomScoreAdj 0; no rlimits but --ulimit's; noNewPrivileges false.
+//   - --device: the host node (or every node under a host directory),
+//     symlinks followed, made at the container path with the host's mode
+//     and owner, and a device cgroup allow rule with its permissions.
+//   - --group-add: names of the image's /etc/group or numbers, appended
+//     to additionalGids.
 //   - user: docker's (moby/sys/user) rules, see Generate.
 //   - command: docker's Entrypoint/Cmd merge, see Generate.
 //   - /etc files: see WriteEtcFiles.

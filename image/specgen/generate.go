@@ -16,7 +16,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/skiff-containers/skiff/errdefs"
-	"github.com/skiff-containers/skiff/runtime/seccomp"
 )
 
 // maxHostnameLen is the kernel's HOST_NAME_MAX.
@@ -78,6 +77,16 @@ func Generate(img ocispec.Image, rootfsPath string, o Options) (*specs.Spec, *In
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := addGroups(&user, rootfsPath, o.GroupAdd, o.ImageRef); err != nil {
+		return nil, nil, err
+	}
+	rlimits, err := rlimits(o.Ulimits)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkSysctls(o.Sysctls, hostNet); err != nil {
+		return nil, nil, err
+	}
 	capSet, err := capabilities(&o)
 	if err != nil {
 		return nil, nil, err
@@ -109,6 +118,7 @@ func Generate(img ocispec.Image, rootfsPath string, o Options) (*specs.Spec, *In
 			},
 			NoNewPrivileges: o.NoNewPrivileges,
 			OOMScoreAdj:     &oomScoreAdj,
+			Rlimits:         rlimits,
 		},
 		Root:     &specs.Root{Path: rootfsPath, Readonly: o.ReadOnly},
 		Hostname: hostname,
@@ -137,6 +147,9 @@ func Generate(img ocispec.Image, rootfsPath string, o Options) (*specs.Spec, *In
 	if err := setResources(s, &o); err != nil {
 		return nil, nil, err
 	}
+	if err := addDevices(s, o.Devices); err != nil {
+		return nil, nil, err
+	}
 	mounts, err := mergeMounts(defaultMounts(shmSize), o.ExtraMounts, o.ReadOnly, o.Privileged)
 	if err != nil {
 		return nil, nil, err
@@ -145,8 +158,8 @@ func Generate(img ocispec.Image, rootfsPath string, o Options) (*specs.Spec, *In
 	if o.Privileged {
 		s.Linux.MaskedPaths = nil
 		s.Linux.ReadonlyPaths = nil
-	} else {
-		s.Linux.Seccomp = seccomp.DefaultProfileWithCaps(capSet)
+	} else if s.Linux.Seccomp, err = seccompProfile(o.Seccomp, capSet); err != nil {
+		return nil, nil, err
 	}
 	return s, info, nil
 }

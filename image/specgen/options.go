@@ -81,8 +81,21 @@ type Options struct {
 	OOMScoreAdj int
 	// ShmSize is --shm-size in bytes; 0 means docker's 64 MiB.
 	ShmSize int64
-	// Sysctls is --sysctl; it overrides docker's default sysctls.
+	// Sysctls is --sysctl; it overrides docker's default sysctls. A net.*
+	// sysctl with NetworkHost is ErrInvalidArgument.
 	Sysctls map[string]string
+	// Seccomp is --security-opt seccomp=: SeccompDefault, SeccompBuiltin,
+	// SeccompUnconfined, or a profile in Docker's JSON format. A
+	// privileged container has no filter whatever it says.
+	Seccomp string
+	// Devices are --device: host device nodes made in the container, each
+	// with a device cgroup allow rule (security.go).
+	Devices []Device
+	// Ulimits are --ulimit: process.rlimits.
+	Ulimits []Ulimit
+	// GroupAdd are --group-add: group names of the image's /etc/group, or
+	// numeric gids, added to process.user.additionalGids.
+	GroupAdd []string
 	// StopSignal is --stop-signal; empty means the image's, else SIGTERM.
 	StopSignal string
 

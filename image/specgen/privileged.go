@@ -21,23 +21,30 @@ import (
 const allCaps = "ALL"
 
 // allCapabilities returns every capability this build knows that the
-// running kernel knows too (up to /proc/sys/kernel/cap_last_cap), as
-// docker gives privileged containers every capability available; all
-// known names if the kernel's limit cannot be read.
+// running kernel knows too (up to /proc/sys/kernel/cap_last_cap; all known
+// names if that cannot be read) and that the calling process's bounding set
+// holds: as docker's GetAllCapabilities, the capabilities "available in the
+// current environment", which privileged containers get and --cap-add may
+// name. A runtime cannot grant a capability its own bounding set lacks.
 func allCapabilities() []string {
 	names := caps.Names()
-	data, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if data, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if last, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && last >= 0 && last+1 < len(names) {
+			names = names[:last+1]
+		}
+	}
+	return slices.DeleteFunc(slices.Clone(names), func(name string) bool { return !inBoundingSet(name) })
+}
+
+// inBoundingSet reports whether the calling thread's bounding set holds
+// the capability name; true when the kernel cannot tell.
+func inBoundingSet(name string) bool {
+	n, err := caps.Parse(name)
 	if err != nil {
-		return names
+		return false
 	}
-	last, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || last < 0 {
-		return names
-	}
-	if last+1 < len(names) {
-		names = names[:last+1]
-	}
-	return names
+	in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(n), 0, 0, 0)
+	return err != nil || in == 1
 }
 
 // normalizeCaps upper-cases the names of --cap-add or --cap-drop (flag),
@@ -55,6 +62,9 @@ func normalizeCaps(flag string, in []string) ([]string, error) {
 		}
 		if _, err := caps.Parse(name); err != nil {
 			return nil, fmt.Errorf("%s %q: unknown capability (use a name from capabilities(7), e.g. NET_ADMIN, or ALL): %w", flag, c, errdefs.ErrInvalidArgument)
+		}
+		if flag == "--cap-add" && !slices.Contains(allCapabilities(), name) {
+			return nil, fmt.Errorf("%s %q: capability not supported by your kernel or not available in the current environment (skiffd's bounding set lacks it): %w", flag, c, errdefs.ErrInvalidArgument)
 		}
 		out = append(out, name)
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/skiff-containers/skiff/errdefs"
 )
 
 // defaultProfileJSON is Docker's default seccomp profile, the data file
@@ -31,7 +33,10 @@ type dockerProfile struct {
 		Arch      specs.Arch   `json:"architecture"`
 		SubArches []specs.Arch `json:"subArchitectures"`
 	} `json:"archMap,omitempty"`
-	Syscalls []dockerSyscall `json:"syscalls"`
+	Syscalls         []dockerSyscall          `json:"syscalls"`
+	Flags            []specs.LinuxSeccompFlag `json:"flags,omitempty"`
+	ListenerPath     string                   `json:"listenerPath,omitempty"`
+	ListenerMetadata string                   `json:"listenerMetadata,omitempty"`
 }
 
 // dockerSyscall is one rule of a Docker profile.
@@ -84,6 +89,38 @@ func DefaultProfileWithCaps(caps []string) *specs.LinuxSeccomp {
 	return p
 }
 
+// ResolveProfile turns data, a seccomp profile in Docker's format (as
+// `docker run --security-opt seccomp=profile.json` takes it: archMap,
+// includes/excludes by arch, capability and kernel), into an OCI
+// linux.seccomp section for the host architecture, the running kernel and
+// a container whose bounding set is caps, as docker's LoadProfile does. A
+// plain OCI section is a Docker profile without conditions and passes
+// through. A profile with neither defaultAction nor syscalls means no
+// filter: the result is nil. Errors wrap errdefs.ErrInvalidArgument; the
+// result is not compiled (see Validate).
+func ResolveProfile(data []byte, caps []string) (*specs.LinuxSeccomp, error) {
+	var dp dockerProfile
+	if err := json.Unmarshal(data, &dp); err != nil {
+		return nil, fmt.Errorf("seccomp: decode the profile (want Docker's JSON profile format): %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if dp.DefaultAction == "" && len(dp.Syscalls) == 0 {
+		return nil, nil
+	}
+	if len(dp.Architectures) > 0 && len(dp.ArchMap) > 0 {
+		return nil, fmt.Errorf("seccomp: both 'architectures' and 'archMap' are specified in the seccomp profile, use either 'architectures' or 'archMap': %w", errdefs.ErrInvalidArgument)
+	}
+	for i, sc := range dp.Syscalls {
+		if sc.Name != "" && len(sc.Names) > 0 {
+			return nil, fmt.Errorf("seccomp: syscalls[%d]: both 'name' and 'names' were specified in the seccomp profile, use either 'name' or 'names': %w", i, errdefs.ErrInvalidArgument)
+		}
+	}
+	out, err := resolveDockerProfile(data, runtime.GOARCH, caps, kernelVersion())
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return out, nil
+}
+
 // goarchToSeccomp maps GOARCH to the name Docker profiles use in
 // includes.arches and to the OCI architecture of archMap.
 func goarchToSeccomp(goarch string) (string, specs.Arch) {
@@ -126,9 +163,12 @@ func resolveDockerProfile(data []byte, goarch string, caps []string, kver []int)
 	}
 	arch, ociArch := goarchToSeccomp(goarch)
 	out := &specs.LinuxSeccomp{
-		DefaultAction:   dp.DefaultAction,
-		DefaultErrnoRet: dp.DefaultErrnoRet,
-		Architectures:   slices.Clone(dp.Architectures),
+		DefaultAction:    dp.DefaultAction,
+		DefaultErrnoRet:  dp.DefaultErrnoRet,
+		Architectures:    slices.Clone(dp.Architectures),
+		Flags:            slices.Clone(dp.Flags),
+		ListenerPath:     dp.ListenerPath,
+		ListenerMetadata: dp.ListenerMetadata,
 	}
 	for _, m := range dp.ArchMap {
 		if m.Arch == ociArch {

@@ -2248,11 +2248,16 @@ func (*ExecInput_Resize) isExecInput_Msg() {}
 
 type CopyToRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The first message names the container and the destination directory;
-	// the following ones carry a tar stream.
-	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Path          string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
-	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// The first message names the container and the destination path (as
+	// the user gave it: docker cp's rules for files and directories apply);
+	// all messages may carry data of the tar stream.
+	Id     string                `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Path   string                `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Data   []byte                `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Source *CopyToRequest_Source `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	// copy_uid_gid (cp -a) keeps the entries' owners; otherwise what is
+	// written is owned by the container's root user.
+	CopyUidGid    bool `protobuf:"varint,5,opt,name=copy_uid_gid,json=copyUidGid,proto3" json:"copy_uid_gid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2308,6 +2313,20 @@ func (x *CopyToRequest) GetData() []byte {
 	return nil
 }
 
+func (x *CopyToRequest) GetSource() *CopyToRequest_Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *CopyToRequest) GetCopyUidGid() bool {
+	if x != nil {
+		return x.CopyUidGid
+	}
+	return false
+}
+
 type CopyToResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2345,9 +2364,12 @@ func (*CopyToResponse) Descriptor() ([]byte, []int) {
 }
 
 type CopyFromRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Path  string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// follow_link (cp -L) copies what a symlink at path points to (under
+	// the link's name) instead of the link.
+	FollowLink    bool `protobuf:"varint,3,opt,name=follow_link,json=followLink,proto3" json:"follow_link,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2396,9 +2418,19 @@ func (x *CopyFromRequest) GetPath() string {
 	return ""
 }
 
+func (x *CopyFromRequest) GetFollowLink() bool {
+	if x != nil {
+		return x.FollowLink
+	}
+	return false
+}
+
+// CopyChunk carries a tar stream. The first chunk of CopyFrom carries the
+// stat of the source (the tar's single top entry has its name).
 type CopyChunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	Stat          *CopyChunk_Stat        `protobuf:"bytes,2,opt,name=stat,proto3" json:"stat,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2436,6 +2468,13 @@ func (*CopyChunk) Descriptor() ([]byte, []int) {
 func (x *CopyChunk) GetData() []byte {
 	if x != nil {
 		return x.Data
+	}
+	return nil
+}
+
+func (x *CopyChunk) GetStat() *CopyChunk_Stat {
+	if x != nil {
+		return x.Stat
 	}
 	return nil
 }
@@ -3682,6 +3721,7 @@ type ContainerConfig struct {
 	Sysctls       map[string]string `protobuf:"bytes,33,rep,name=sysctls,proto3" json:"sysctls,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	GroupAdd      []string          `protobuf:"bytes,34,rep,name=group_add,json=groupAdd,proto3" json:"group_add,omitempty"`
 	Ulimits       []*Ulimit         `protobuf:"bytes,35,rep,name=ulimits,proto3" json:"ulimits,omitempty"`
+	OomScoreAdj   int32             `protobuf:"varint,36,opt,name=oom_score_adj,json=oomScoreAdj,proto3" json:"oom_score_adj,omitempty"` // --oom-score-adj, -1000..1000
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3961,6 +4001,13 @@ func (x *ContainerConfig) GetUlimits() []*Ulimit {
 	return nil
 }
 
+func (x *ContainerConfig) GetOomScoreAdj() int32 {
+	if x != nil {
+		return x.OomScoreAdj
+	}
+	return 0
+}
+
 type EndpointConfig struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Network       string                 `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
@@ -4230,18 +4277,19 @@ func (x *Ulimit) GetHard() int64 {
 }
 
 type Resources struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Memory        int64                  `protobuf:"varint,1,opt,name=memory,proto3" json:"memory,omitempty"`                           // bytes
-	MemorySwap    int64                  `protobuf:"varint,2,opt,name=memory_swap,json=memorySwap,proto3" json:"memory_swap,omitempty"` // bytes; -1 unlimited
-	NanoCpus      int64                  `protobuf:"varint,3,opt,name=nano_cpus,json=nanoCpus,proto3" json:"nano_cpus,omitempty"`       // --cpus × 1e9
-	CpuShares     int64                  `protobuf:"varint,4,opt,name=cpu_shares,json=cpuShares,proto3" json:"cpu_shares,omitempty"`
-	CpusetCpus    string                 `protobuf:"bytes,5,opt,name=cpuset_cpus,json=cpusetCpus,proto3" json:"cpuset_cpus,omitempty"`
-	CpusetMems    string                 `protobuf:"bytes,6,opt,name=cpuset_mems,json=cpusetMems,proto3" json:"cpuset_mems,omitempty"`
-	PidsLimit     int64                  `protobuf:"varint,7,opt,name=pids_limit,json=pidsLimit,proto3" json:"pids_limit,omitempty"` // 0 unset, -1 unlimited
-	CpuPeriod     int64                  `protobuf:"varint,8,opt,name=cpu_period,json=cpuPeriod,proto3" json:"cpu_period,omitempty"`
-	CpuQuota      int64                  `protobuf:"varint,9,opt,name=cpu_quota,json=cpuQuota,proto3" json:"cpu_quota,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Memory            int64                  `protobuf:"varint,1,opt,name=memory,proto3" json:"memory,omitempty"`                           // bytes
+	MemorySwap        int64                  `protobuf:"varint,2,opt,name=memory_swap,json=memorySwap,proto3" json:"memory_swap,omitempty"` // bytes; -1 unlimited
+	NanoCpus          int64                  `protobuf:"varint,3,opt,name=nano_cpus,json=nanoCpus,proto3" json:"nano_cpus,omitempty"`       // --cpus × 1e9
+	CpuShares         int64                  `protobuf:"varint,4,opt,name=cpu_shares,json=cpuShares,proto3" json:"cpu_shares,omitempty"`
+	CpusetCpus        string                 `protobuf:"bytes,5,opt,name=cpuset_cpus,json=cpusetCpus,proto3" json:"cpuset_cpus,omitempty"`
+	CpusetMems        string                 `protobuf:"bytes,6,opt,name=cpuset_mems,json=cpusetMems,proto3" json:"cpuset_mems,omitempty"`
+	PidsLimit         int64                  `protobuf:"varint,7,opt,name=pids_limit,json=pidsLimit,proto3" json:"pids_limit,omitempty"` // 0 unset, -1 unlimited
+	CpuPeriod         int64                  `protobuf:"varint,8,opt,name=cpu_period,json=cpuPeriod,proto3" json:"cpu_period,omitempty"`
+	CpuQuota          int64                  `protobuf:"varint,9,opt,name=cpu_quota,json=cpuQuota,proto3" json:"cpu_quota,omitempty"`
+	MemoryReservation int64                  `protobuf:"varint,10,opt,name=memory_reservation,json=memoryReservation,proto3" json:"memory_reservation,omitempty"` // bytes, soft limit
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Resources) Reset() {
@@ -4333,6 +4381,13 @@ func (x *Resources) GetCpuPeriod() int64 {
 func (x *Resources) GetCpuQuota() int64 {
 	if x != nil {
 		return x.CpuQuota
+	}
+	return 0
+}
+
+func (x *Resources) GetMemoryReservation() int64 {
+	if x != nil {
+		return x.MemoryReservation
 	}
 	return 0
 }
@@ -6375,6 +6430,140 @@ func (x *TopResponse_Row) GetFields() []string {
 	return nil
 }
 
+// Source describes what the tar holds: one entry named name (a
+// directory with its contents if is_dir; name "." for the contents of a
+// directory, "SRC/."). Absent for a tar read from stdin (`cp - C:DIR`):
+// then path must be an existing directory and the tar is extracted
+// into it as it is.
+type CopyToRequest_Source struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	IsDir         bool                   `protobuf:"varint,2,opt,name=is_dir,json=isDir,proto3" json:"is_dir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyToRequest_Source) Reset() {
+	*x = CopyToRequest_Source{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyToRequest_Source) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyToRequest_Source) ProtoMessage() {}
+
+func (x *CopyToRequest_Source) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyToRequest_Source.ProtoReflect.Descriptor instead.
+func (*CopyToRequest_Source) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{34, 0}
+}
+
+func (x *CopyToRequest_Source) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CopyToRequest_Source) GetIsDir() bool {
+	if x != nil {
+		return x.IsDir
+	}
+	return false
+}
+
+type CopyChunk_Stat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Size  int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Mode  uint32                 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"`   // Go's os.FileMode bits, as docker's API
+	Mtime int64                  `protobuf:"varint,4,opt,name=mtime,proto3" json:"mtime,omitempty"` // Unix nanoseconds
+	// link_target is where a symlink leads, resolved in the container.
+	LinkTarget    string `protobuf:"bytes,5,opt,name=link_target,json=linkTarget,proto3" json:"link_target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyChunk_Stat) Reset() {
+	*x = CopyChunk_Stat{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyChunk_Stat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyChunk_Stat) ProtoMessage() {}
+
+func (x *CopyChunk_Stat) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyChunk_Stat.ProtoReflect.Descriptor instead.
+func (*CopyChunk_Stat) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{37, 0}
+}
+
+func (x *CopyChunk_Stat) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CopyChunk_Stat) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *CopyChunk_Stat) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+func (x *CopyChunk_Stat) GetMtime() int64 {
+	if x != nil {
+		return x.Mtime
+	}
+	return 0
+}
+
+func (x *CopyChunk_Stat) GetLinkTarget() string {
+	if x != nil {
+		return x.LinkTarget
+	}
+	return ""
+}
+
 type NetworkSettings_Endpoint struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Network       string                 `protobuf:"bytes,1,opt,name=network,proto3" json:"network,omitempty"`
@@ -6389,7 +6578,7 @@ type NetworkSettings_Endpoint struct {
 
 func (x *NetworkSettings_Endpoint) Reset() {
 	*x = NetworkSettings_Endpoint{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[105]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6401,7 +6590,7 @@ func (x *NetworkSettings_Endpoint) String() string {
 func (*NetworkSettings_Endpoint) ProtoMessage() {}
 
 func (x *NetworkSettings_Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[105]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6472,7 +6661,7 @@ type DiskUsageResponse_Kind struct {
 
 func (x *DiskUsageResponse_Kind) Reset() {
 	*x = DiskUsageResponse_Kind{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[107]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6484,7 +6673,7 @@ func (x *DiskUsageResponse_Kind) String() string {
 func (*DiskUsageResponse_Kind) ProtoMessage() {}
 
 func (x *DiskUsageResponse_Kind) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[107]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6711,17 +6900,33 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\vclose_stdin\x18\x03 \x01(\bH\x00R\n" +
 	"closeStdin\x121\n" +
 	"\x06resize\x18\x04 \x01(\v2\x17.skiff.v1.ResizeRequestH\x00R\x06resizeB\x05\n" +
-	"\x03msg\"G\n" +
+	"\x03msg\"\xd6\x01\n" +
 	"\rCopyToRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data\"\x10\n" +
-	"\x0eCopyToResponse\"5\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x126\n" +
+	"\x06source\x18\x04 \x01(\v2\x1e.skiff.v1.CopyToRequest.SourceR\x06source\x12 \n" +
+	"\fcopy_uid_gid\x18\x05 \x01(\bR\n" +
+	"copyUidGid\x1a3\n" +
+	"\x06Source\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x15\n" +
+	"\x06is_dir\x18\x02 \x01(\bR\x05isDir\"\x10\n" +
+	"\x0eCopyToResponse\"V\n" +
 	"\x0fCopyFromRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04path\x18\x02 \x01(\tR\x04path\"\x1f\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x1f\n" +
+	"\vfollow_link\x18\x03 \x01(\bR\n" +
+	"followLink\"\xc8\x01\n" +
 	"\tCopyChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\xd7\x02\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12,\n" +
+	"\x04stat\x18\x02 \x01(\v2\x18.skiff.v1.CopyChunk.StatR\x04stat\x1ay\n" +
+	"\x04Stat\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x12\n" +
+	"\x04mode\x18\x03 \x01(\rR\x04mode\x12\x14\n" +
+	"\x05mtime\x18\x04 \x01(\x03R\x05mtime\x12\x1f\n" +
+	"\vlink_target\x18\x05 \x01(\tR\n" +
+	"linkTarget\"\xd7\x02\n" +
 	"\aNetwork\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -6807,7 +7012,7 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\rRestartPolicy\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vmax_retries\x18\x02 \x01(\x05R\n" +
-	"maxRetries\"\xb6\n" +
+	"maxRetries\"\xda\n" +
 	"\n" +
 	"\x0fContainerConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -6855,7 +7060,8 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\bshm_size\x18  \x01(\x03R\ashmSize\x12@\n" +
 	"\asysctls\x18! \x03(\v2&.skiff.v1.ContainerConfig.SysctlsEntryR\asysctls\x12\x1b\n" +
 	"\tgroup_add\x18\" \x03(\tR\bgroupAdd\x12*\n" +
-	"\aulimits\x18# \x03(\v2\x10.skiff.v1.UlimitR\aulimits\x1a9\n" +
+	"\aulimits\x18# \x03(\v2\x10.skiff.v1.UlimitR\aulimits\x12\"\n" +
+	"\room_score_adj\x18$ \x01(\x05R\voomScoreAdj\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
@@ -6880,7 +7086,7 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x06Ulimit\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04soft\x18\x02 \x01(\x03R\x04soft\x12\x12\n" +
-	"\x04hard\x18\x03 \x01(\x03R\x04hard\"\x9d\x02\n" +
+	"\x04hard\x18\x03 \x01(\x03R\x04hard\"\xcc\x02\n" +
 	"\tResources\x12\x16\n" +
 	"\x06memory\x18\x01 \x01(\x03R\x06memory\x12\x1f\n" +
 	"\vmemory_swap\x18\x02 \x01(\x03R\n" +
@@ -6896,7 +7102,9 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"pids_limit\x18\a \x01(\x03R\tpidsLimit\x12\x1d\n" +
 	"\n" +
 	"cpu_period\x18\b \x01(\x03R\tcpuPeriod\x12\x1b\n" +
-	"\tcpu_quota\x18\t \x01(\x03R\bcpuQuota\"\xdb\x02\n" +
+	"\tcpu_quota\x18\t \x01(\x03R\bcpuQuota\x12-\n" +
+	"\x12memory_reservation\x18\n" +
+	" \x01(\x03R\x11memoryReservation\"\xdb\x02\n" +
 	"\x0fNetworkSettings\x12@\n" +
 	"\tendpoints\x18\x01 \x03(\v2\".skiff.v1.NetworkSettings.EndpointR\tendpoints\x12+\n" +
 	"\x05ports\x18\x02 \x03(\v2\x15.skiff.v1.PortBindingR\x05ports\x12\x1f\n" +
@@ -7134,7 +7342,7 @@ func file_skiff_v1_skiff_proto_rawDescGZIP() []byte {
 }
 
 var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 108)
+var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 110)
 var file_skiff_v1_skiff_proto_goTypes = []any{
 	(Stream)(0),                       // 0: skiff.v1.Stream
 	(*PushRequest)(nil),               // 1: skiff.v1.PushRequest
@@ -7236,15 +7444,17 @@ var file_skiff_v1_skiff_proto_goTypes = []any{
 	(*HistoryResponse_Entry)(nil),     // 97: skiff.v1.HistoryResponse.Entry
 	nil,                               // 98: skiff.v1.Image.LabelsEntry
 	(*TopResponse_Row)(nil),           // 99: skiff.v1.TopResponse.Row
-	nil,                               // 100: skiff.v1.Network.LabelsEntry
-	nil,                               // 101: skiff.v1.CreateNetworkRequest.LabelsEntry
-	nil,                               // 102: skiff.v1.Volume.LabelsEntry
-	nil,                               // 103: skiff.v1.CreateVolumeRequest.LabelsEntry
-	nil,                               // 104: skiff.v1.ContainerConfig.LabelsEntry
-	nil,                               // 105: skiff.v1.ContainerConfig.SysctlsEntry
-	(*NetworkSettings_Endpoint)(nil),  // 106: skiff.v1.NetworkSettings.Endpoint
-	nil,                               // 107: skiff.v1.Container.LabelsEntry
-	(*DiskUsageResponse_Kind)(nil),    // 108: skiff.v1.DiskUsageResponse.Kind
+	(*CopyToRequest_Source)(nil),      // 100: skiff.v1.CopyToRequest.Source
+	(*CopyChunk_Stat)(nil),            // 101: skiff.v1.CopyChunk.Stat
+	nil,                               // 102: skiff.v1.Network.LabelsEntry
+	nil,                               // 103: skiff.v1.CreateNetworkRequest.LabelsEntry
+	nil,                               // 104: skiff.v1.Volume.LabelsEntry
+	nil,                               // 105: skiff.v1.CreateVolumeRequest.LabelsEntry
+	nil,                               // 106: skiff.v1.ContainerConfig.LabelsEntry
+	nil,                               // 107: skiff.v1.ContainerConfig.SysctlsEntry
+	(*NetworkSettings_Endpoint)(nil),  // 108: skiff.v1.NetworkSettings.Endpoint
+	nil,                               // 109: skiff.v1.Container.LabelsEntry
+	(*DiskUsageResponse_Kind)(nil),    // 110: skiff.v1.DiskUsageResponse.Kind
 }
 var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	9,   // 0: skiff.v1.PushRequest.auth:type_name -> skiff.v1.RegistryAuth
@@ -7260,141 +7470,143 @@ var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	99,  // 10: skiff.v1.TopResponse.processes:type_name -> skiff.v1.TopResponse.Row
 	33,  // 11: skiff.v1.ExecInput.start:type_name -> skiff.v1.ExecStart
 	89,  // 12: skiff.v1.ExecInput.resize:type_name -> skiff.v1.ResizeRequest
-	100, // 13: skiff.v1.Network.labels:type_name -> skiff.v1.Network.LabelsEntry
-	101, // 14: skiff.v1.CreateNetworkRequest.labels:type_name -> skiff.v1.CreateNetworkRequest.LabelsEntry
-	39,  // 15: skiff.v1.ListNetworksResponse.networks:type_name -> skiff.v1.Network
-	63,  // 16: skiff.v1.ConnectNetworkRequest.endpoint:type_name -> skiff.v1.EndpointConfig
-	102, // 17: skiff.v1.Volume.labels:type_name -> skiff.v1.Volume.LabelsEntry
-	103, // 18: skiff.v1.CreateVolumeRequest.labels:type_name -> skiff.v1.CreateVolumeRequest.LabelsEntry
-	52,  // 19: skiff.v1.ListVolumesResponse.volumes:type_name -> skiff.v1.Volume
-	104, // 20: skiff.v1.ContainerConfig.labels:type_name -> skiff.v1.ContainerConfig.LabelsEntry
-	61,  // 21: skiff.v1.ContainerConfig.restart_policy:type_name -> skiff.v1.RestartPolicy
-	63,  // 22: skiff.v1.ContainerConfig.networks:type_name -> skiff.v1.EndpointConfig
-	64,  // 23: skiff.v1.ContainerConfig.port_bindings:type_name -> skiff.v1.PortBinding
-	65,  // 24: skiff.v1.ContainerConfig.mounts:type_name -> skiff.v1.Mount
-	67,  // 25: skiff.v1.ContainerConfig.resources:type_name -> skiff.v1.Resources
-	105, // 26: skiff.v1.ContainerConfig.sysctls:type_name -> skiff.v1.ContainerConfig.SysctlsEntry
-	66,  // 27: skiff.v1.ContainerConfig.ulimits:type_name -> skiff.v1.Ulimit
-	106, // 28: skiff.v1.NetworkSettings.endpoints:type_name -> skiff.v1.NetworkSettings.Endpoint
-	64,  // 29: skiff.v1.NetworkSettings.ports:type_name -> skiff.v1.PortBinding
-	62,  // 30: skiff.v1.Container.config:type_name -> skiff.v1.ContainerConfig
-	107, // 31: skiff.v1.Container.labels:type_name -> skiff.v1.Container.LabelsEntry
-	68,  // 32: skiff.v1.Container.network_settings:type_name -> skiff.v1.NetworkSettings
-	65,  // 33: skiff.v1.Container.mounts:type_name -> skiff.v1.Mount
-	62,  // 34: skiff.v1.CreateContainerRequest.config:type_name -> skiff.v1.ContainerConfig
-	69,  // 35: skiff.v1.CreateContainerResponse.container:type_name -> skiff.v1.Container
-	69,  // 36: skiff.v1.ListContainersResponse.containers:type_name -> skiff.v1.Container
-	0,   // 37: skiff.v1.LogEntry.stream:type_name -> skiff.v1.Stream
-	85,  // 38: skiff.v1.AttachInput.start:type_name -> skiff.v1.AttachStart
-	89,  // 39: skiff.v1.AttachInput.resize:type_name -> skiff.v1.ResizeRequest
-	0,   // 40: skiff.v1.AttachOutput.stream:type_name -> skiff.v1.Stream
-	87,  // 41: skiff.v1.AttachOutput.exit:type_name -> skiff.v1.AttachExit
-	108, // 42: skiff.v1.DiskUsageResponse.kinds:type_name -> skiff.v1.DiskUsageResponse.Kind
-	10,  // 43: skiff.v1.Images.Pull:input_type -> skiff.v1.PullRequest
-	12,  // 44: skiff.v1.Images.List:input_type -> skiff.v1.ListImagesRequest
-	14,  // 45: skiff.v1.Images.Get:input_type -> skiff.v1.GetImageRequest
-	15,  // 46: skiff.v1.Images.Remove:input_type -> skiff.v1.RemoveImageRequest
-	17,  // 47: skiff.v1.Images.Tag:input_type -> skiff.v1.TagImageRequest
-	18,  // 48: skiff.v1.Images.Load:input_type -> skiff.v1.LoadRequest
-	20,  // 49: skiff.v1.Images.Save:input_type -> skiff.v1.SaveRequest
-	21,  // 50: skiff.v1.Images.Login:input_type -> skiff.v1.LoginRequest
-	1,   // 51: skiff.v1.Images.Push:input_type -> skiff.v1.PushRequest
-	3,   // 52: skiff.v1.Images.History:input_type -> skiff.v1.HistoryRequest
-	5,   // 53: skiff.v1.Images.Prune:input_type -> skiff.v1.PruneImagesRequest
-	7,   // 54: skiff.v1.Images.Import:input_type -> skiff.v1.ImportRequest
-	70,  // 55: skiff.v1.Containers.Create:input_type -> skiff.v1.CreateContainerRequest
-	72,  // 56: skiff.v1.Containers.Start:input_type -> skiff.v1.StartContainerRequest
-	73,  // 57: skiff.v1.Containers.Stop:input_type -> skiff.v1.StopContainerRequest
-	74,  // 58: skiff.v1.Containers.Kill:input_type -> skiff.v1.KillContainerRequest
-	75,  // 59: skiff.v1.Containers.Restart:input_type -> skiff.v1.RestartContainerRequest
-	76,  // 60: skiff.v1.Containers.Remove:input_type -> skiff.v1.RemoveContainerRequest
-	78,  // 61: skiff.v1.Containers.List:input_type -> skiff.v1.ListContainersRequest
-	80,  // 62: skiff.v1.Containers.Inspect:input_type -> skiff.v1.InspectContainerRequest
-	81,  // 63: skiff.v1.Containers.Wait:input_type -> skiff.v1.WaitContainerRequest
-	83,  // 64: skiff.v1.Containers.Logs:input_type -> skiff.v1.LogsRequest
-	86,  // 65: skiff.v1.Containers.Attach:input_type -> skiff.v1.AttachInput
-	89,  // 66: skiff.v1.Containers.Resize:input_type -> skiff.v1.ResizeRequest
-	26,  // 67: skiff.v1.Containers.Pause:input_type -> skiff.v1.PauseContainerRequest
-	26,  // 68: skiff.v1.Containers.Unpause:input_type -> skiff.v1.PauseContainerRequest
-	27,  // 69: skiff.v1.Containers.Rename:input_type -> skiff.v1.RenameContainerRequest
-	28,  // 70: skiff.v1.Containers.Update:input_type -> skiff.v1.UpdateContainerRequest
-	29,  // 71: skiff.v1.Containers.Top:input_type -> skiff.v1.TopRequest
-	31,  // 72: skiff.v1.Containers.Stats:input_type -> skiff.v1.StatsRequest
-	34,  // 73: skiff.v1.Containers.Exec:input_type -> skiff.v1.ExecInput
-	35,  // 74: skiff.v1.Containers.CopyTo:input_type -> skiff.v1.CopyToRequest
-	37,  // 75: skiff.v1.Containers.CopyFrom:input_type -> skiff.v1.CopyFromRequest
-	24,  // 76: skiff.v1.Containers.Export:input_type -> skiff.v1.ExportContainerRequest
-	25,  // 77: skiff.v1.Containers.Commit:input_type -> skiff.v1.CommitRequest
-	40,  // 78: skiff.v1.Networks.Create:input_type -> skiff.v1.CreateNetworkRequest
-	41,  // 79: skiff.v1.Networks.List:input_type -> skiff.v1.ListNetworksRequest
-	43,  // 80: skiff.v1.Networks.Inspect:input_type -> skiff.v1.InspectNetworkRequest
-	44,  // 81: skiff.v1.Networks.Remove:input_type -> skiff.v1.RemoveNetworkRequest
-	46,  // 82: skiff.v1.Networks.Connect:input_type -> skiff.v1.ConnectNetworkRequest
-	48,  // 83: skiff.v1.Networks.Disconnect:input_type -> skiff.v1.DisconnectNetworkRequest
-	50,  // 84: skiff.v1.Networks.Prune:input_type -> skiff.v1.PruneNetworksRequest
-	53,  // 85: skiff.v1.Volumes.Create:input_type -> skiff.v1.CreateVolumeRequest
-	54,  // 86: skiff.v1.Volumes.List:input_type -> skiff.v1.ListVolumesRequest
-	56,  // 87: skiff.v1.Volumes.Inspect:input_type -> skiff.v1.InspectVolumeRequest
-	57,  // 88: skiff.v1.Volumes.Remove:input_type -> skiff.v1.RemoveVolumeRequest
-	59,  // 89: skiff.v1.Volumes.Prune:input_type -> skiff.v1.PruneVolumesRequest
-	93,  // 90: skiff.v1.System.Version:input_type -> skiff.v1.VersionRequest
-	95,  // 91: skiff.v1.System.Info:input_type -> skiff.v1.InfoRequest
-	91,  // 92: skiff.v1.System.DiskUsage:input_type -> skiff.v1.DiskUsageRequest
-	11,  // 93: skiff.v1.Images.Pull:output_type -> skiff.v1.PullProgress
-	13,  // 94: skiff.v1.Images.List:output_type -> skiff.v1.ListImagesResponse
-	8,   // 95: skiff.v1.Images.Get:output_type -> skiff.v1.Image
-	16,  // 96: skiff.v1.Images.Remove:output_type -> skiff.v1.RemoveImageResponse
-	8,   // 97: skiff.v1.Images.Tag:output_type -> skiff.v1.Image
-	19,  // 98: skiff.v1.Images.Load:output_type -> skiff.v1.LoadResponse
-	23,  // 99: skiff.v1.Images.Save:output_type -> skiff.v1.SaveChunk
-	22,  // 100: skiff.v1.Images.Login:output_type -> skiff.v1.LoginResponse
-	2,   // 101: skiff.v1.Images.Push:output_type -> skiff.v1.PushProgress
-	4,   // 102: skiff.v1.Images.History:output_type -> skiff.v1.HistoryResponse
-	6,   // 103: skiff.v1.Images.Prune:output_type -> skiff.v1.PruneImagesResponse
-	8,   // 104: skiff.v1.Images.Import:output_type -> skiff.v1.Image
-	71,  // 105: skiff.v1.Containers.Create:output_type -> skiff.v1.CreateContainerResponse
-	69,  // 106: skiff.v1.Containers.Start:output_type -> skiff.v1.Container
-	69,  // 107: skiff.v1.Containers.Stop:output_type -> skiff.v1.Container
-	69,  // 108: skiff.v1.Containers.Kill:output_type -> skiff.v1.Container
-	69,  // 109: skiff.v1.Containers.Restart:output_type -> skiff.v1.Container
-	77,  // 110: skiff.v1.Containers.Remove:output_type -> skiff.v1.RemoveContainerResponse
-	79,  // 111: skiff.v1.Containers.List:output_type -> skiff.v1.ListContainersResponse
-	69,  // 112: skiff.v1.Containers.Inspect:output_type -> skiff.v1.Container
-	82,  // 113: skiff.v1.Containers.Wait:output_type -> skiff.v1.WaitContainerResponse
-	84,  // 114: skiff.v1.Containers.Logs:output_type -> skiff.v1.LogEntry
-	88,  // 115: skiff.v1.Containers.Attach:output_type -> skiff.v1.AttachOutput
-	90,  // 116: skiff.v1.Containers.Resize:output_type -> skiff.v1.ResizeResponse
-	69,  // 117: skiff.v1.Containers.Pause:output_type -> skiff.v1.Container
-	69,  // 118: skiff.v1.Containers.Unpause:output_type -> skiff.v1.Container
-	69,  // 119: skiff.v1.Containers.Rename:output_type -> skiff.v1.Container
-	69,  // 120: skiff.v1.Containers.Update:output_type -> skiff.v1.Container
-	30,  // 121: skiff.v1.Containers.Top:output_type -> skiff.v1.TopResponse
-	32,  // 122: skiff.v1.Containers.Stats:output_type -> skiff.v1.ContainerStats
-	88,  // 123: skiff.v1.Containers.Exec:output_type -> skiff.v1.AttachOutput
-	36,  // 124: skiff.v1.Containers.CopyTo:output_type -> skiff.v1.CopyToResponse
-	38,  // 125: skiff.v1.Containers.CopyFrom:output_type -> skiff.v1.CopyChunk
-	38,  // 126: skiff.v1.Containers.Export:output_type -> skiff.v1.CopyChunk
-	8,   // 127: skiff.v1.Containers.Commit:output_type -> skiff.v1.Image
-	39,  // 128: skiff.v1.Networks.Create:output_type -> skiff.v1.Network
-	42,  // 129: skiff.v1.Networks.List:output_type -> skiff.v1.ListNetworksResponse
-	39,  // 130: skiff.v1.Networks.Inspect:output_type -> skiff.v1.Network
-	45,  // 131: skiff.v1.Networks.Remove:output_type -> skiff.v1.RemoveNetworkResponse
-	47,  // 132: skiff.v1.Networks.Connect:output_type -> skiff.v1.ConnectNetworkResponse
-	49,  // 133: skiff.v1.Networks.Disconnect:output_type -> skiff.v1.DisconnectNetworkResponse
-	51,  // 134: skiff.v1.Networks.Prune:output_type -> skiff.v1.PruneNetworksResponse
-	52,  // 135: skiff.v1.Volumes.Create:output_type -> skiff.v1.Volume
-	55,  // 136: skiff.v1.Volumes.List:output_type -> skiff.v1.ListVolumesResponse
-	52,  // 137: skiff.v1.Volumes.Inspect:output_type -> skiff.v1.Volume
-	58,  // 138: skiff.v1.Volumes.Remove:output_type -> skiff.v1.RemoveVolumeResponse
-	60,  // 139: skiff.v1.Volumes.Prune:output_type -> skiff.v1.PruneVolumesResponse
-	94,  // 140: skiff.v1.System.Version:output_type -> skiff.v1.VersionResponse
-	96,  // 141: skiff.v1.System.Info:output_type -> skiff.v1.InfoResponse
-	92,  // 142: skiff.v1.System.DiskUsage:output_type -> skiff.v1.DiskUsageResponse
-	93,  // [93:143] is the sub-list for method output_type
-	43,  // [43:93] is the sub-list for method input_type
-	43,  // [43:43] is the sub-list for extension type_name
-	43,  // [43:43] is the sub-list for extension extendee
-	0,   // [0:43] is the sub-list for field type_name
+	100, // 13: skiff.v1.CopyToRequest.source:type_name -> skiff.v1.CopyToRequest.Source
+	101, // 14: skiff.v1.CopyChunk.stat:type_name -> skiff.v1.CopyChunk.Stat
+	102, // 15: skiff.v1.Network.labels:type_name -> skiff.v1.Network.LabelsEntry
+	103, // 16: skiff.v1.CreateNetworkRequest.labels:type_name -> skiff.v1.CreateNetworkRequest.LabelsEntry
+	39,  // 17: skiff.v1.ListNetworksResponse.networks:type_name -> skiff.v1.Network
+	63,  // 18: skiff.v1.ConnectNetworkRequest.endpoint:type_name -> skiff.v1.EndpointConfig
+	104, // 19: skiff.v1.Volume.labels:type_name -> skiff.v1.Volume.LabelsEntry
+	105, // 20: skiff.v1.CreateVolumeRequest.labels:type_name -> skiff.v1.CreateVolumeRequest.LabelsEntry
+	52,  // 21: skiff.v1.ListVolumesResponse.volumes:type_name -> skiff.v1.Volume
+	106, // 22: skiff.v1.ContainerConfig.labels:type_name -> skiff.v1.ContainerConfig.LabelsEntry
+	61,  // 23: skiff.v1.ContainerConfig.restart_policy:type_name -> skiff.v1.RestartPolicy
+	63,  // 24: skiff.v1.ContainerConfig.networks:type_name -> skiff.v1.EndpointConfig
+	64,  // 25: skiff.v1.ContainerConfig.port_bindings:type_name -> skiff.v1.PortBinding
+	65,  // 26: skiff.v1.ContainerConfig.mounts:type_name -> skiff.v1.Mount
+	67,  // 27: skiff.v1.ContainerConfig.resources:type_name -> skiff.v1.Resources
+	107, // 28: skiff.v1.ContainerConfig.sysctls:type_name -> skiff.v1.ContainerConfig.SysctlsEntry
+	66,  // 29: skiff.v1.ContainerConfig.ulimits:type_name -> skiff.v1.Ulimit
+	108, // 30: skiff.v1.NetworkSettings.endpoints:type_name -> skiff.v1.NetworkSettings.Endpoint
+	64,  // 31: skiff.v1.NetworkSettings.ports:type_name -> skiff.v1.PortBinding
+	62,  // 32: skiff.v1.Container.config:type_name -> skiff.v1.ContainerConfig
+	109, // 33: skiff.v1.Container.labels:type_name -> skiff.v1.Container.LabelsEntry
+	68,  // 34: skiff.v1.Container.network_settings:type_name -> skiff.v1.NetworkSettings
+	65,  // 35: skiff.v1.Container.mounts:type_name -> skiff.v1.Mount
+	62,  // 36: skiff.v1.CreateContainerRequest.config:type_name -> skiff.v1.ContainerConfig
+	69,  // 37: skiff.v1.CreateContainerResponse.container:type_name -> skiff.v1.Container
+	69,  // 38: skiff.v1.ListContainersResponse.containers:type_name -> skiff.v1.Container
+	0,   // 39: skiff.v1.LogEntry.stream:type_name -> skiff.v1.Stream
+	85,  // 40: skiff.v1.AttachInput.start:type_name -> skiff.v1.AttachStart
+	89,  // 41: skiff.v1.AttachInput.resize:type_name -> skiff.v1.ResizeRequest
+	0,   // 42: skiff.v1.AttachOutput.stream:type_name -> skiff.v1.Stream
+	87,  // 43: skiff.v1.AttachOutput.exit:type_name -> skiff.v1.AttachExit
+	110, // 44: skiff.v1.DiskUsageResponse.kinds:type_name -> skiff.v1.DiskUsageResponse.Kind
+	10,  // 45: skiff.v1.Images.Pull:input_type -> skiff.v1.PullRequest
+	12,  // 46: skiff.v1.Images.List:input_type -> skiff.v1.ListImagesRequest
+	14,  // 47: skiff.v1.Images.Get:input_type -> skiff.v1.GetImageRequest
+	15,  // 48: skiff.v1.Images.Remove:input_type -> skiff.v1.RemoveImageRequest
+	17,  // 49: skiff.v1.Images.Tag:input_type -> skiff.v1.TagImageRequest
+	18,  // 50: skiff.v1.Images.Load:input_type -> skiff.v1.LoadRequest
+	20,  // 51: skiff.v1.Images.Save:input_type -> skiff.v1.SaveRequest
+	21,  // 52: skiff.v1.Images.Login:input_type -> skiff.v1.LoginRequest
+	1,   // 53: skiff.v1.Images.Push:input_type -> skiff.v1.PushRequest
+	3,   // 54: skiff.v1.Images.History:input_type -> skiff.v1.HistoryRequest
+	5,   // 55: skiff.v1.Images.Prune:input_type -> skiff.v1.PruneImagesRequest
+	7,   // 56: skiff.v1.Images.Import:input_type -> skiff.v1.ImportRequest
+	70,  // 57: skiff.v1.Containers.Create:input_type -> skiff.v1.CreateContainerRequest
+	72,  // 58: skiff.v1.Containers.Start:input_type -> skiff.v1.StartContainerRequest
+	73,  // 59: skiff.v1.Containers.Stop:input_type -> skiff.v1.StopContainerRequest
+	74,  // 60: skiff.v1.Containers.Kill:input_type -> skiff.v1.KillContainerRequest
+	75,  // 61: skiff.v1.Containers.Restart:input_type -> skiff.v1.RestartContainerRequest
+	76,  // 62: skiff.v1.Containers.Remove:input_type -> skiff.v1.RemoveContainerRequest
+	78,  // 63: skiff.v1.Containers.List:input_type -> skiff.v1.ListContainersRequest
+	80,  // 64: skiff.v1.Containers.Inspect:input_type -> skiff.v1.InspectContainerRequest
+	81,  // 65: skiff.v1.Containers.Wait:input_type -> skiff.v1.WaitContainerRequest
+	83,  // 66: skiff.v1.Containers.Logs:input_type -> skiff.v1.LogsRequest
+	86,  // 67: skiff.v1.Containers.Attach:input_type -> skiff.v1.AttachInput
+	89,  // 68: skiff.v1.Containers.Resize:input_type -> skiff.v1.ResizeRequest
+	26,  // 69: skiff.v1.Containers.Pause:input_type -> skiff.v1.PauseContainerRequest
+	26,  // 70: skiff.v1.Containers.Unpause:input_type -> skiff.v1.PauseContainerRequest
+	27,  // 71: skiff.v1.Containers.Rename:input_type -> skiff.v1.RenameContainerRequest
+	28,  // 72: skiff.v1.Containers.Update:input_type -> skiff.v1.UpdateContainerRequest
+	29,  // 73: skiff.v1.Containers.Top:input_type -> skiff.v1.TopRequest
+	31,  // 74: skiff.v1.Containers.Stats:input_type -> skiff.v1.StatsRequest
+	34,  // 75: skiff.v1.Containers.Exec:input_type -> skiff.v1.ExecInput
+	35,  // 76: skiff.v1.Containers.CopyTo:input_type -> skiff.v1.CopyToRequest
+	37,  // 77: skiff.v1.Containers.CopyFrom:input_type -> skiff.v1.CopyFromRequest
+	24,  // 78: skiff.v1.Containers.Export:input_type -> skiff.v1.ExportContainerRequest
+	25,  // 79: skiff.v1.Containers.Commit:input_type -> skiff.v1.CommitRequest
+	40,  // 80: skiff.v1.Networks.Create:input_type -> skiff.v1.CreateNetworkRequest
+	41,  // 81: skiff.v1.Networks.List:input_type -> skiff.v1.ListNetworksRequest
+	43,  // 82: skiff.v1.Networks.Inspect:input_type -> skiff.v1.InspectNetworkRequest
+	44,  // 83: skiff.v1.Networks.Remove:input_type -> skiff.v1.RemoveNetworkRequest
+	46,  // 84: skiff.v1.Networks.Connect:input_type -> skiff.v1.ConnectNetworkRequest
+	48,  // 85: skiff.v1.Networks.Disconnect:input_type -> skiff.v1.DisconnectNetworkRequest
+	50,  // 86: skiff.v1.Networks.Prune:input_type -> skiff.v1.PruneNetworksRequest
+	53,  // 87: skiff.v1.Volumes.Create:input_type -> skiff.v1.CreateVolumeRequest
+	54,  // 88: skiff.v1.Volumes.List:input_type -> skiff.v1.ListVolumesRequest
+	56,  // 89: skiff.v1.Volumes.Inspect:input_type -> skiff.v1.InspectVolumeRequest
+	57,  // 90: skiff.v1.Volumes.Remove:input_type -> skiff.v1.RemoveVolumeRequest
+	59,  // 91: skiff.v1.Volumes.Prune:input_type -> skiff.v1.PruneVolumesRequest
+	93,  // 92: skiff.v1.System.Version:input_type -> skiff.v1.VersionRequest
+	95,  // 93: skiff.v1.System.Info:input_type -> skiff.v1.InfoRequest
+	91,  // 94: skiff.v1.System.DiskUsage:input_type -> skiff.v1.DiskUsageRequest
+	11,  // 95: skiff.v1.Images.Pull:output_type -> skiff.v1.PullProgress
+	13,  // 96: skiff.v1.Images.List:output_type -> skiff.v1.ListImagesResponse
+	8,   // 97: skiff.v1.Images.Get:output_type -> skiff.v1.Image
+	16,  // 98: skiff.v1.Images.Remove:output_type -> skiff.v1.RemoveImageResponse
+	8,   // 99: skiff.v1.Images.Tag:output_type -> skiff.v1.Image
+	19,  // 100: skiff.v1.Images.Load:output_type -> skiff.v1.LoadResponse
+	23,  // 101: skiff.v1.Images.Save:output_type -> skiff.v1.SaveChunk
+	22,  // 102: skiff.v1.Images.Login:output_type -> skiff.v1.LoginResponse
+	2,   // 103: skiff.v1.Images.Push:output_type -> skiff.v1.PushProgress
+	4,   // 104: skiff.v1.Images.History:output_type -> skiff.v1.HistoryResponse
+	6,   // 105: skiff.v1.Images.Prune:output_type -> skiff.v1.PruneImagesResponse
+	8,   // 106: skiff.v1.Images.Import:output_type -> skiff.v1.Image
+	71,  // 107: skiff.v1.Containers.Create:output_type -> skiff.v1.CreateContainerResponse
+	69,  // 108: skiff.v1.Containers.Start:output_type -> skiff.v1.Container
+	69,  // 109: skiff.v1.Containers.Stop:output_type -> skiff.v1.Container
+	69,  // 110: skiff.v1.Containers.Kill:output_type -> skiff.v1.Container
+	69,  // 111: skiff.v1.Containers.Restart:output_type -> skiff.v1.Container
+	77,  // 112: skiff.v1.Containers.Remove:output_type -> skiff.v1.RemoveContainerResponse
+	79,  // 113: skiff.v1.Containers.List:output_type -> skiff.v1.ListContainersResponse
+	69,  // 114: skiff.v1.Containers.Inspect:output_type -> skiff.v1.Container
+	82,  // 115: skiff.v1.Containers.Wait:output_type -> skiff.v1.WaitContainerResponse
+	84,  // 116: skiff.v1.Containers.Logs:output_type -> skiff.v1.LogEntry
+	88,  // 117: skiff.v1.Containers.Attach:output_type -> skiff.v1.AttachOutput
+	90,  // 118: skiff.v1.Containers.Resize:output_type -> skiff.v1.ResizeResponse
+	69,  // 119: skiff.v1.Containers.Pause:output_type -> skiff.v1.Container
+	69,  // 120: skiff.v1.Containers.Unpause:output_type -> skiff.v1.Container
+	69,  // 121: skiff.v1.Containers.Rename:output_type -> skiff.v1.Container
+	69,  // 122: skiff.v1.Containers.Update:output_type -> skiff.v1.Container
+	30,  // 123: skiff.v1.Containers.Top:output_type -> skiff.v1.TopResponse
+	32,  // 124: skiff.v1.Containers.Stats:output_type -> skiff.v1.ContainerStats
+	88,  // 125: skiff.v1.Containers.Exec:output_type -> skiff.v1.AttachOutput
+	36,  // 126: skiff.v1.Containers.CopyTo:output_type -> skiff.v1.CopyToResponse
+	38,  // 127: skiff.v1.Containers.CopyFrom:output_type -> skiff.v1.CopyChunk
+	38,  // 128: skiff.v1.Containers.Export:output_type -> skiff.v1.CopyChunk
+	8,   // 129: skiff.v1.Containers.Commit:output_type -> skiff.v1.Image
+	39,  // 130: skiff.v1.Networks.Create:output_type -> skiff.v1.Network
+	42,  // 131: skiff.v1.Networks.List:output_type -> skiff.v1.ListNetworksResponse
+	39,  // 132: skiff.v1.Networks.Inspect:output_type -> skiff.v1.Network
+	45,  // 133: skiff.v1.Networks.Remove:output_type -> skiff.v1.RemoveNetworkResponse
+	47,  // 134: skiff.v1.Networks.Connect:output_type -> skiff.v1.ConnectNetworkResponse
+	49,  // 135: skiff.v1.Networks.Disconnect:output_type -> skiff.v1.DisconnectNetworkResponse
+	51,  // 136: skiff.v1.Networks.Prune:output_type -> skiff.v1.PruneNetworksResponse
+	52,  // 137: skiff.v1.Volumes.Create:output_type -> skiff.v1.Volume
+	55,  // 138: skiff.v1.Volumes.List:output_type -> skiff.v1.ListVolumesResponse
+	52,  // 139: skiff.v1.Volumes.Inspect:output_type -> skiff.v1.Volume
+	58,  // 140: skiff.v1.Volumes.Remove:output_type -> skiff.v1.RemoveVolumeResponse
+	60,  // 141: skiff.v1.Volumes.Prune:output_type -> skiff.v1.PruneVolumesResponse
+	94,  // 142: skiff.v1.System.Version:output_type -> skiff.v1.VersionResponse
+	96,  // 143: skiff.v1.System.Info:output_type -> skiff.v1.InfoResponse
+	92,  // 144: skiff.v1.System.DiskUsage:output_type -> skiff.v1.DiskUsageResponse
+	95,  // [95:145] is the sub-list for method output_type
+	45,  // [45:95] is the sub-list for method input_type
+	45,  // [45:45] is the sub-list for extension type_name
+	45,  // [45:45] is the sub-list for extension extendee
+	0,   // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_skiff_proto_init() }
@@ -7420,7 +7632,7 @@ func file_skiff_v1_skiff_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_skiff_proto_rawDesc), len(file_skiff_v1_skiff_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   108,
+			NumMessages:   110,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
