@@ -311,6 +311,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.updateCommand(),
 		a.topCommand(),
 		a.statsCommand(),
+		a.cpCommand(), a.exportCommand(), a.commitCommand(), // copy.go, commit.go
 	)
 	root.AddCommand(
 		imageCmd, containerCmd,
@@ -347,6 +348,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.networkCommand(),
 		a.portCommand(),
 		a.pushCommand(), a.historyCommand(), a.importCommand(), a.systemCommand(), // push.go
+		a.cpCommand(), a.exportCommand(), a.commitCommand(), // copy.go, commit.go
 	)
 	for _, c := range []*cobra.Command{root, imageCmd, containerCmd} {
 		c.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError(cmd, err) })

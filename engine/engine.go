@@ -135,7 +135,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, retErr error) {
 	if e.Containers, err = containers.New(containers.Config{
 		DB: e.DB, Snapshotter: e.Snapshotter, Images: imageSource{e.Images},
 		Root: cfg.Root, State: cfg.State, ShimBinary: cfg.ShimBinary, DefaultRuntime: cfg.Runtime,
-		Volumes: e.Volumes, Network: e.Network,
+		Volumes: e.Volumes, Network: e.Network, Committer: imageCommitter{e.Images},
 		Logger: cfg.Logger.With("service", "containers"),
 	}); err != nil {
 		return nil, err

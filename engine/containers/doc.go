@@ -65,6 +65,16 @@
 // containers that are not running: always starts even one a user stopped
 // (docker's rule), unless-stopped does not.
 //
+// # Files: cp, export, commit
+//
+// CopyTo, CopyFrom and Export reach a container's files, running or not,
+// from a private mount namespace of one thread (fsview.go) where its root
+// filesystem is mounted (its snapshot mounted for the occasion if need
+// be) with its binds and volumes over it; every path is resolved inside
+// that root, and everything mounted there goes with the thread. Commit
+// reads the overlayfs upper directory of the writable snapshot as a layer
+// (image/archive) and hands it to an ImageCommitter (commit.go).
+//
 // # Restarts of the engine
 //
 // Nothing is kept in memory that Recover cannot rebuild from metadata, the

@@ -59,6 +59,9 @@ type Config struct {
 	// Network is the network manager (network.go); nil runs containers
 	// without networking (none and host only).
 	Network *network.Manager
+	// Committer records the images Commit makes (commit.go); nil refuses
+	// Commit.
+	Committer ImageCommitter
 	// Logger receives the service's log; slog.Default() if nil.
 	Logger *slog.Logger
 }

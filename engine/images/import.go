@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -208,10 +210,33 @@ func (s *Service) putBlob(ctx context.Context, desc ocispec.Descriptor, data []b
 // configuration: CMD, ENTRYPOINT (JSON or shell form), ENV, LABEL, EXPOSE,
 // VOLUME, WORKDIR, USER, STOPSIGNAL. Others are refused.
 func ParseChanges(changes []string) (ocispec.ImageConfig, error) {
-	var cfg ocispec.ImageConfig
+	return ApplyChanges(ocispec.ImageConfig{}, changes)
+}
+
+// ApplyChanges applies changes (as ParseChanges takes them) to a copy of
+// base, for `docker commit --change`.
+func ApplyChanges(base ocispec.ImageConfig, changes []string) (ocispec.ImageConfig, error) {
+	cfg := base
+	cfg.Env = slices.Clone(base.Env)
+	cfg.Cmd = slices.Clone(base.Cmd)
+	cfg.Entrypoint = slices.Clone(base.Entrypoint)
+	cfg.Labels = maps.Clone(base.Labels)
+	cfg.ExposedPorts = maps.Clone(base.ExposedPorts)
+	cfg.Volumes = maps.Clone(base.Volumes)
+	cmdSet := false
 	for _, c := range changes {
 		if err := applyChange(&cfg, c); err != nil {
 			return ocispec.ImageConfig{}, fmt.Errorf("change %q: %w", c, err)
+		}
+		// As in a Dockerfile: ENTRYPOINT drops an inherited CMD, not one
+		// an earlier change set.
+		switch instr, _, _ := strings.Cut(strings.TrimSpace(c), " "); strings.ToUpper(instr) {
+		case "CMD":
+			cmdSet = true
+		case "ENTRYPOINT":
+			if !cmdSet {
+				cfg.Cmd = nil
+			}
 		}
 	}
 	return cfg, nil

@@ -62,6 +62,41 @@ type ApplyOptions struct {
 	// Warnf, if set, receives notes about what was skipped (xattrs the host
 	// refused, AUFS metadata).
 	Warnf func(format string, args ...any)
+
+	// Plain extracts a plain archive rather than a layer (what `cp`
+	// copies): ".wh." names are ordinary files, and errors speak of an
+	// archive, not of an image's layer.
+	Plain bool
+	// NoOverwriteDirNonDir refuses to replace an existing directory with
+	// something else or the reverse (docker cp's rule); otherwise an
+	// entry replaces what is there unless both are directories.
+	NoOverwriteDirNonDir bool
+	// Rebase renames the archive's top entry (see Rebase).
+	Rebase Rebase
+}
+
+// Rebase renames the top entry of an archive as it is extracted: an entry
+// whose first name component is From gets To instead (the targets of
+// hardlinks too). From may be "." (the entries "./x" of an archive of a
+// directory's contents). The zero Rebase renames nothing.
+type Rebase struct {
+	From, To string
+}
+
+// apply returns name rebased.
+func (r Rebase) apply(name string) string {
+	if r.From == "" {
+		return name
+	}
+	rest := strings.TrimLeft(name, "/")
+	first, tail, more := strings.Cut(rest, "/")
+	if first != r.From {
+		return name
+	}
+	if !more {
+		return r.To
+	}
+	return r.To + "/" + tail
 }
 
 // Apply extracts the layer tarball read from r into dir, which must exist.
@@ -76,6 +111,24 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (int
 		return 0, err
 	}
 	defer a.close()
+	return a.apply(ctx, r)
+}
+
+// ApplyAt is Apply into the directory dir is a handle of (O_PATH is
+// enough), for a directory resolved by the caller inside a root it does
+// not trust: the path is never looked up again. dir stays the caller's.
+func ApplyAt(ctx context.Context, dir *os.File, r io.Reader, opts ApplyOptions) (int64, error) {
+	fd, err := unix.Openat(int(dir.Fd()), ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("%s: open target directory %s: %w", opts.what(), dir.Name(), err)
+	}
+	a := &applier{dir: dir.Name(), opts: opts, unpacked: map[string]struct{}{}, root: os.NewFile(uintptr(fd), dir.Name())}
+	defer a.close()
+	return a.apply(ctx, r)
+}
+
+func (a *applier) apply(ctx context.Context, r io.Reader) (int64, error) {
+	opts := a.opts
 
 	src := &sourceReader{r: r}
 	zr, release, err := decompress(src, opts.Compression)
@@ -98,6 +151,12 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (int
 			return cr.n, a.streamError(last, err, src)
 		}
 		last = hdr.Name
+		if a.opts.Rebase.From != "" {
+			hdr.Name = a.opts.Rebase.apply(hdr.Name)
+			if hdr.Typeflag == tar.TypeLink {
+				hdr.Linkname = a.opts.Rebase.apply(hdr.Linkname)
+			}
+		}
 		if err := a.entry(hdr, tr); err != nil {
 			var re *readError
 			if errors.As(err, &re) {
@@ -205,11 +264,17 @@ func (a *applier) close() {
 	a.root.Close()
 }
 
-func (a *applier) what() string {
-	if a.opts.Name == "" {
-		return "apply layer"
+func (a *applier) what() string { return a.opts.what() }
+
+func (o ApplyOptions) what() string {
+	verb := "apply layer"
+	if o.Plain {
+		verb = "extract archive"
 	}
-	return "apply layer " + a.opts.Name
+	if o.Name == "" {
+		return verb
+	}
+	return verb + " " + o.Name
 }
 
 func (a *applier) warnf(format string, args ...any) {
@@ -220,8 +285,12 @@ func (a *applier) warnf(format string, args ...any) {
 
 // refuse returns an ErrInvalidArgument error naming the entry.
 func (a *applier) refuse(entry, format string, args ...any) error {
-	return fmt.Errorf("%s: entry %q: %w: %s; the layer is malformed or hostile, do not use this image",
-		a.what(), entry, errdefs.ErrInvalidArgument, fmt.Sprintf(format, args...))
+	advice := "the layer is malformed or hostile, do not use this image"
+	if a.opts.Plain {
+		advice = "the archive is malformed or hostile; nothing outside the target was touched"
+	}
+	return fmt.Errorf("%s: entry %q: %w: %s; %s",
+		a.what(), entry, errdefs.ErrInvalidArgument, fmt.Sprintf(format, args...), advice)
 }
 
 // fail returns an error for a filesystem operation that failed.
@@ -253,6 +322,9 @@ func (a *applier) streamError(entry string, err error, src *sourceReader) error 
 		return fmt.Errorf("%s: %w: uncompressed layer is larger than the limit of %d bytes", a.what(), errdefs.ErrInvalidArgument, a.opts.MaxSize)
 	case errors.Is(err, errdefs.ErrNotImplemented), errors.Is(err, errdefs.ErrInvalidArgument):
 		return fmt.Errorf("%s: %w", a.what(), err)
+	}
+	if a.opts.Plain {
+		return fmt.Errorf("%s: %w: archive is truncated or corrupt%s: %v", a.what(), errdefs.ErrInvalidArgument, at, err)
 	}
 	return fmt.Errorf("%s: %w: layer is truncated or corrupt%s: %v; fetch the layer again", a.what(), errdefs.ErrInvalidArgument, at, err)
 }
@@ -320,7 +392,7 @@ func (a *applier) parentDir(name string) (int, error) {
 // root (the caller closes it), or nil if it does not exist.
 func (a *applier) lookupDir(name string) (*os.File, error) {
 	if name == "" {
-		fd, err := unix.Open(a.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		fd, err := unix.Openat(int(a.root.Fd()), ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -356,7 +428,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	parentName, base := splitName(name)
 
-	if strings.HasPrefix(name, WhiteoutMetaPrefix) && name != WhiteoutOpaqueDir {
+	if strings.HasPrefix(name, WhiteoutMetaPrefix) && name != WhiteoutOpaqueDir && !a.opts.Plain {
 		// AUFS metadata at the top: only its hardlink targets matter.
 		if strings.HasPrefix(name, whiteoutLinkDir+"/") && hdr.Typeflag == tar.TypeReg {
 			return a.aufsLinkTarget(hdr, name, r)
@@ -366,7 +438,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		}
 		return nil
 	}
-	if strings.HasPrefix(base, WhiteoutPrefix) {
+	if strings.HasPrefix(base, WhiteoutPrefix) && !a.opts.Plain {
 		return a.whiteout(hdr, parentName, base)
 	}
 
@@ -394,7 +466,14 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	var st unix.Stat_t
 	switch err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); {
 	case err == nil:
-		if !(hdr.Typeflag == tar.TypeDir && st.Mode&unix.S_IFMT == unix.S_IFDIR) {
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if a.opts.NoOverwriteDirNonDir && isDir != (hdr.Typeflag == tar.TypeDir) {
+			if isDir {
+				return a.fail(hdr.Name, "replace", fmt.Errorf("cannot overwrite directory %q with non-directory: %w", name, errdefs.ErrFailedPrecondition))
+			}
+			return a.fail(hdr.Name, "replace", fmt.Errorf("cannot overwrite non-directory %q with directory: %w", name, errdefs.ErrFailedPrecondition))
+		}
+		if !(hdr.Typeflag == tar.TypeDir && isDir) {
 			if err := removeAllAt(pfd, base); err != nil {
 				return a.fail(hdr.Name, "remove existing entry", err)
 			}

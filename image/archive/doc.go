@@ -1,8 +1,12 @@
-// Package archive owns applying layer tarballs (and, later, computing them as
-// diffs) into a directory: the OCI image-spec layer format, compressed with
-// gzip or zstd or not at all, with OCI/AUFS whiteouts turned either into the
-// overlayfs form (for an overlay upper directory) or into deletions (for a
-// directory that already holds the lower layers' files).
+// Package archive owns applying layer tarballs into a directory: the OCI
+// image-spec layer format, compressed with gzip or zstd or not at all, with
+// OCI/AUFS whiteouts turned either into the overlayfs form (for an overlay
+// upper directory) or into deletions (for a directory that already holds
+// the lower layers' files). It also writes tar streams of directory trees
+// (WriteTree: for cp and export, and, from an overlayfs upper directory, a
+// layer of a container's changes with OCI whiteouts), extracts plain
+// archives (ApplyOptions.Plain), and holds docker cp's rules for where a
+// copy goes (copy.go).
 //
 // Every tarball is untrusted input. Entry names are cleaned and confined to
 // the target directory: absolute names are taken relative to it (as
