@@ -347,6 +347,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.volumeCommand(),
 		a.networkCommand(),
 		a.portCommand(),
+		a.eventsCommand(),
 		a.pushCommand(), a.historyCommand(), a.importCommand(), a.systemCommand(), // push.go
 		a.cpCommand(), a.exportCommand(), a.commitCommand(), // copy.go, commit.go
 	)

@@ -309,7 +309,7 @@ func (a *app) importCommand() *cobra.Command {
 // info and version live at the top level too.
 func (a *app) systemCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "system", Short: "Manage skiff", Args: cobra.ArbitraryArgs, RunE: groupRunE}
-	cmd.AddCommand(a.systemDfCommand(), a.systemPruneCommand(), a.infoCommand(), a.versionCommand())
+	cmd.AddCommand(a.systemDfCommand(), a.systemPruneCommand(), a.infoCommand(), a.versionCommand(), a.eventsCommand())
 	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageError(cmd, err) })
 	return cmd
 }

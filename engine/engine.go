@@ -1,6 +1,7 @@
 // Package engine assembles skiffd's engine from its parts: it opens the
 // metadata database, the content store and the snapshotter under the
-// daemon's root, builds the image, volume and container services on them, recovers
+// daemon's root, builds the image, volume and container services on them
+// (publishing to one event exchange), recovers
 // the containers that outlived the previous daemon, and closes it all again.
 // It owns the on-disk layout of --root and --state (see DESIGN.md).
 //
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 
 	"github.com/skiff-containers/skiff/engine/containers"
+	"github.com/skiff-containers/skiff/engine/events"
 	"github.com/skiff-containers/skiff/engine/images"
 	"github.com/skiff-containers/skiff/engine/metadata"
 	"github.com/skiff-containers/skiff/engine/network"
@@ -67,6 +69,8 @@ type Engine struct {
 	Containers  *containers.Service
 	Volumes     *volumes.Service
 	Network     *network.Manager
+	// Events is the event exchange the services publish to.
+	Events *events.Exchange
 }
 
 // Open opens the engine's stores under cfg.Root and cfg.State, creating
@@ -87,7 +91,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, retErr error) {
 			return nil, fmt.Errorf("engine: create %s: %w", d, err)
 		}
 	}
-	e := &Engine{cfg: cfg}
+	e := &Engine{cfg: cfg, Events: events.New(events.Options{})}
 	defer func() {
 		if retErr != nil {
 			e.Close()
@@ -116,19 +120,20 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, retErr error) {
 	}
 	if e.Images, err = images.New(images.Config{
 		DB: e.DB, Content: e.Content, Snapshotter: e.Snapshotter, Remote: ropts,
-		Logger: cfg.Logger.With("service", "images"),
+		Logger: cfg.Logger.With("service", "images"), Events: e.Events,
 	}); err != nil {
 		return nil, err
 	}
 	if e.Volumes, err = volumes.New(volumes.Config{
 		DB: e.DB, Root: filepath.Join(cfg.Root, "volumes"), Logger: cfg.Logger.With("service", "volumes"),
+		Events: e.Events,
 	}); err != nil {
 		return nil, fmt.Errorf("engine: open volumes: %w", err)
 	}
 	if e.Network, err = network.New(network.Config{
 		Root: cfg.Root, State: cfg.State, BinDirs: cfg.CNIBinDirs,
 		DefaultBridge: cfg.DefaultBridge, DefaultSubnet: cfg.DefaultSubnet,
-		Logger: cfg.Logger.With("service", "network"),
+		Logger: cfg.Logger.With("service", "network"), Events: e.Events,
 	}); err != nil {
 		return nil, fmt.Errorf("engine: open networks: %w", err)
 	}
@@ -136,7 +141,7 @@ func Open(ctx context.Context, cfg Config) (_ *Engine, retErr error) {
 		DB: e.DB, Snapshotter: e.Snapshotter, Images: imageSource{e.Images},
 		Root: cfg.Root, State: cfg.State, ShimBinary: cfg.ShimBinary, DefaultRuntime: cfg.Runtime,
 		Volumes: e.Volumes, Network: e.Network, Committer: imageCommitter{e.Images},
-		Logger: cfg.Logger.With("service", "containers"),
+		Logger: cfg.Logger.With("service", "containers"), Events: e.Events,
 	}); err != nil {
 		return nil, err
 	}
@@ -156,6 +161,9 @@ func (e *Engine) Config() Config { return e.cfg }
 // containers keep running under their shims.
 func (e *Engine) Close() error {
 	var errs []error
+	if e.Events != nil {
+		e.Events.Close() // ends the subscribers' streams
+	}
 	if e.Containers != nil {
 		errs = append(errs, e.Containers.Close())
 	}

@@ -58,6 +58,7 @@ func Run(ctx context.Context, cfg DaemonConfig) error {
 	skiffv1.RegisterVolumesServer(srv, NewVolumes(eng.Volumes))
 	skiffv1.RegisterNetworksServer(srv, NewNetworks(eng.Network, eng.Containers))
 	skiffv1.RegisterSystemServer(srv, NewSystem(eng, cfg.Version))
+	skiffv1.RegisterEventsServer(srv, NewEvents(eng.Events))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
@@ -73,6 +74,7 @@ func Run(ctx context.Context, cfg DaemonConfig) error {
 	}
 	log.Info("skiffd stopping; containers keep running")
 	done := make(chan struct{})
+	eng.Events.Close() // event streams never end by themselves: end them
 	go func() { srv.GracefulStop(); close(done) }()
 	select {
 	case <-done:

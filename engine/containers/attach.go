@@ -57,6 +57,7 @@ func (s *Service) Attach(ctx context.Context, ns, idOrName string, o AttachOptio
 	if err != nil {
 		return nil, fmt.Errorf("attach to container %s: %w", idOrName, err)
 	}
+	s.publish(ns, rec.ID, evAttach, rec, nil)
 	return &Attachment{a: a, cl: cl, ref: idOrName}, nil
 }
 

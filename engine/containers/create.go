@@ -248,6 +248,7 @@ func (s *Service) Create(ctx context.Context, ns string, cfg CreateConfig) (_ Co
 		return fail("record it", err)
 	}
 	s.log.Info("container created", "namespace", ns, "id", id, "name", cfg.Name, "image", img.Name)
+	s.publish(ns, id, evCreate, rec, nil)
 	return s.view(ns, rec), warnings, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -48,6 +49,8 @@ type ExecProcess struct {
 	Pid int
 	a   *client.Attachment
 	ref string
+	// died publishes the exec's exit (exec_die) once Wait learns it.
+	died func(ExitStatus)
 }
 
 // Exec runs a process in the running container idOrName through its shim,
@@ -108,7 +111,11 @@ func (s *Service) Exec(ctx context.Context, ns, idOrName string, o ExecOptions) 
 		return nil, fmt.Errorf("exec in container %s: %w", idOrName, err)
 	}
 	s.log.Info("exec started", "namespace", ns, "id", rec.ID, "exec", id, "pid", pid, "cmd", o.Cmd[0], "tty", o.Tty, "detach", o.Detach)
-	ep := &ExecProcess{ID: id, Pid: pid, a: a, ref: idOrName}
+	s.publishExec(ns, rec, evExecCreate, id, o.Cmd, nil)
+	s.publishExec(ns, rec, evExecStart, id, o.Cmd, nil)
+	ep := &ExecProcess{ID: id, Pid: pid, a: a, ref: idOrName, died: func(e ExitStatus) {
+		s.publishExec(ns, rec, evExecDie, id, nil, map[string]string{"exitCode": strconv.Itoa(e.Code)})
+	}}
 	if o.Detach {
 		a.Close()
 		ep.a = nil
@@ -215,6 +222,10 @@ func (p *ExecProcess) Wait(ctx context.Context) (*ExitStatus, error) {
 		return nil, nil
 	}
 	st := exitStatus(e)
+	if died := p.died; died != nil {
+		p.died = nil // once
+		died(st)
+	}
 	return &st, nil
 }
 

@@ -113,6 +113,7 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, rec metadata.Containe
 		// The container runs; the watcher records its exit all the same.
 		s.log.Error("record a container's start", "namespace", c.ns, "id", c.id, "err", err)
 	}
+	s.publish(c.ns, c.id, evStart, rec, nil) // before the watcher can publish its die
 	s.watch(c, cl)
 	s.log.Info("container started", "namespace", c.ns, "id", c.id, "pid", pid)
 	return rec, err
@@ -347,7 +348,7 @@ func (s *Service) recordExit(c *ctr, e ExitStatus, known bool, why string) {
 	if !known && why == "" {
 		why = "the container's shim died before it and left no exit status; it was killed and deleted through the runtime"
 	}
-	_, err := s.updateState(c.ns, c.id, func(st *metadata.ContainerState) {
+	rec, err := s.updateState(c.ns, c.id, func(st *metadata.ContainerState) {
 		if st.Status != StatusRemoving {
 			st.Status = StatusExited
 		}
@@ -362,6 +363,7 @@ func (s *Service) recordExit(c *ctr, e ExitStatus, known bool, why string) {
 	if err != nil && !errdefs.IsNotFound(err) {
 		s.log.Error("record a container's exit", "namespace", c.ns, "id", c.id, "err", err)
 	}
+	s.publishDie(c.ns, c.id, rec, e)
 	c.mu.Lock()
 	c.lastExit, c.hasLastExit = e.Code, true
 	close(c.exited)
@@ -434,6 +436,8 @@ func (s *Service) stopLocked(ctx context.Context, c *ctr, rec metadata.Container
 	s.markManualStop(c)
 	if err := cl.Kill(ctx, sig, false); err != nil && !client.ErrGone(err) {
 		s.log.Warn("stop: send the stop signal", "namespace", c.ns, "id", c.id, "signal", sig, "err", err)
+	} else if err == nil {
+		s.publishKill(c.ns, rec, sig)
 	}
 	select {
 	case <-exited:
@@ -450,6 +454,7 @@ func (s *Service) stopLocked(ctx context.Context, c *ctr, rec metadata.Container
 	case <-ctx.Done():
 		return rec, fmt.Errorf("stop container %s: %w", ref, ctx.Err())
 	}
+	s.publish(c.ns, c.id, evStop, rec, nil)
 	return s.cfg.DB.GetContainer(c.ns, c.id)
 }
 
@@ -484,6 +489,7 @@ func (s *Service) Kill(ctx context.Context, ns, idOrName, signal string) (Contai
 		}
 		return Container{}, fmt.Errorf("kill container %s: %w", idOrName, err)
 	}
+	s.publishKill(ns, rec, sig)
 	if sig == syscall.SIGKILL {
 		select {
 		case <-exited:
@@ -519,6 +525,7 @@ func (s *Service) Restart(ctx context.Context, ns, idOrName string, timeout time
 	if err != nil {
 		return Container{}, err
 	}
+	s.publish(ns, rec.ID, evRestart, rec, nil)
 	return s.view(ns, rec), nil
 }
 

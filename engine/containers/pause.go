@@ -104,5 +104,6 @@ func (s *Service) setPaused(ctx context.Context, ns, idOrName string, pause bool
 		return Container{}, fmt.Errorf("%s container %s: record its status: %w", verb, idOrName, err)
 	}
 	s.log.Info("container "+verb+"d", "namespace", ns, "id", rec.ID)
+	s.publish(ns, rec.ID, verb, rec, nil) // docker's pause and unpause events
 	return s.view(ns, rec), nil
 }

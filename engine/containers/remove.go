@@ -104,6 +104,7 @@ func (s *Service) removeLockedVolumes(ctx context.Context, c *ctr, rec metadata.
 		return fmt.Errorf("delete its record: %w", err)
 	}
 	s.releaseVolumes(ctx, c.ns, rec, removeVolumes)
+	s.publish(c.ns, c.id, evDestroy, rec, nil)
 	c.mu.Lock()
 	if !c.isRemoved {
 		c.isRemoved = true

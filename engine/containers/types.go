@@ -62,6 +62,9 @@ type Config struct {
 	// Committer records the images Commit makes (commit.go); nil refuses
 	// Commit.
 	Committer ImageCommitter
+	// Events receives the service's events (events.go); nil publishes
+	// nothing.
+	Events EventPublisher
 	// Logger receives the service's log; slog.Default() if nil.
 	Logger *slog.Logger
 }

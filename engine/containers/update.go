@@ -311,5 +311,6 @@ func (s *Service) Rename(ctx context.Context, ns, idOrName, newName string) (Con
 		return Container{}, fmt.Errorf("rename container %s: %w", idOrName, err)
 	}
 	s.log.Info("container renamed", "namespace", ns, "id", rec.ID, "from", rec.Name, "to", newName)
+	s.publish(ns, rec.ID, evRename, out, map[string]string{"oldName": rec.Name})
 	return s.view(ns, out), nil
 }

@@ -44,6 +44,7 @@ func (s *Service) Load(ctx context.Context, ns string, r io.Reader) ([]Image, er
 	for i := range recs {
 		out[i] = s.describe(ctx, recs[i], ps[i])
 		s.log.Info("loaded image", "namespace", ns, "image", out[i].Name, "id", out[i].ID)
+		s.publish(ctx, ns, evLoad, out[i].ID.String(), familiar(out[i].Name), out[i].Labels)
 	}
 	return out, nil
 }
@@ -114,6 +115,7 @@ func (s *Service) Save(ctx context.Context, ns string, names []string, w io.Writ
 		return fmt.Errorf("save images: no image given: %w", errdefs.ErrInvalidArgument)
 	}
 	var out []imagearchive.Image
+	var saved []func() // the save events, sent once the archive is written
 	for _, n := range names {
 		rec, p, _, err := s.lookup(ctx, ns, n)
 		if err != nil {
@@ -130,9 +132,15 @@ func (s *Service) Save(ctx context.Context, ns string, names []string, w io.Writ
 			target = plainDesc(p.manifestDesc)
 		}
 		out = append(out, imagearchive.Image{Name: name, Target: target})
+		saved = append(saved, func() {
+			s.publish(ctx, ns, evSave, p.manifest.Config.Digest.String(), familiar(rec.Name), p.config.Config.Labels)
+		})
 	}
 	if err := imagearchive.Export(ctx, w, s.store, out); err != nil {
 		return fmt.Errorf("save images: %w", err)
+	}
+	for _, publish := range saved {
+		publish()
 	}
 	return nil
 }

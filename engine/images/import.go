@@ -69,6 +69,7 @@ func (s *Service) Import(ctx context.Context, ns string, r io.Reader, ref string
 	}
 	img := s.describe(ctx, rec, p)
 	s.log.Info("imported image", "namespace", ns, "image", img.Name, "id", img.ID)
+	s.publish(ctx, ns, evImport, img.ID.String(), familiar(img.Name), img.Labels)
 	return img, nil
 }
 

@@ -65,6 +65,7 @@ func (s *Service) Pull(ctx context.Context, ns, ref, platform string, auth *Auth
 	}
 	img := s.describe(ctx, rec, p)
 	log.Info("pulled image", "id", img.ID, "digest", img.Target.Digest)
+	s.publish(ctx, ns, evPull, familiar(name), familiar(name), img.Labels)
 	return img, nil
 }
 

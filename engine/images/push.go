@@ -107,5 +107,6 @@ func (s *Service) Push(ctx context.Context, ns, ref string, auth *Auth, progress
 		return Pushed{}, err // names the image (remote's "push <ref>: …")
 	}
 	log.Info("pushed image", "digest", target.Digest)
+	s.publish(ctx, ns, evPush, familiar(name), familiar(name), p.config.Config.Labels)
 	return Pushed{Name: name, Target: target}, nil
 }

@@ -78,6 +78,7 @@ func (s *Service) Remove(ctx context.Context, ns, nameOrID string, force bool) (
 		return RemoveResult{}, fmt.Errorf("remove image %q: %w", rec.Name, err)
 	}
 	s.log.Info("untagged image", "namespace", ns, "names", names, "id", id)
+	s.publishRemoved(ctx, ns, id, names, p.config.Config.Labels)
 	res := RemoveResult{Untagged: names}
 	deleted, err := s.gc(ctx, "")
 	for _, d := range deleted {
@@ -122,5 +123,6 @@ func (s *Service) Tag(ctx context.Context, ns, source, target string) (Image, er
 		return Image{}, fmt.Errorf("tag %q as %q: %w", source, tr.String(), err)
 	}
 	s.log.Info("tagged image", "namespace", ns, "source", rec.Name, "target", next.Name)
+	s.publish(ctx, ns, evTag, p.manifest.Config.Digest.String(), familiar(next.Name), p.config.Config.Labels)
 	return s.describe(ctx, next, p), nil
 }

@@ -31,6 +31,9 @@ type Config struct {
 	Remote remote.Options
 	// Logger receives the service's logs; nil discards them.
 	Logger *slog.Logger
+	// Events receives the service's events (events.go); nil publishes
+	// nothing.
+	Events EventPublisher
 }
 
 // Image describes a recorded image: the name, what it points at and what
@@ -136,6 +139,7 @@ type Service struct {
 	ropts    remote.Options
 	resolver *remote.Resolver
 	log      *slog.Logger
+	events   EventPublisher
 
 	// gate: pull, load and unpack hold it shared; GC exclusively.
 	gate sync.RWMutex
@@ -167,6 +171,7 @@ func New(cfg Config) (*Service, error) {
 		ropts:      cfg.Remote,
 		resolver:   remote.NewResolver(cfg.Remote),
 		log:        log,
+		events:     cfg.Events,
 		chainLocks: map[string]*chainLock{},
 	}
 	if err := s.cleanupStale(context.Background()); err != nil {

@@ -213,6 +213,7 @@ func (m *Manager) Setup(ctx context.Context, req SetupRequest) (_ Attachment, re
 		if err := m.writeAttachment(a); err != nil {
 			return Attachment{}, fmt.Errorf("record the network attachment: %w", err)
 		}
+		m.publish(ctx, a.Namespace, evConnect, ep.NetworkID, ep.Network, a.ContainerID)
 	}
 	m.refreshHostsLocked(a.ContainerID, a.Endpoints)
 	m.log.Info("container networked", "id", a.ContainerID, "endpoints", len(a.Endpoints), "ports", len(a.Ports))
@@ -382,6 +383,11 @@ func (m *Manager) teardownLocked(ctx context.Context, id string) error {
 		return err
 	}
 	m.refreshHostsLocked(id, a.Endpoints)
+	for i := len(a.Endpoints) - 1; i >= 0; i-- {
+		if ep := a.Endpoints[i]; ep.Added {
+			m.publish(ctx, a.Namespace, evDisconnect, ep.NetworkID, ep.Network, id)
+		}
+	}
 	m.log.Info("container network torn down", "id", id)
 	return nil
 }
@@ -457,6 +463,7 @@ func (m *Manager) Connect(ctx context.Context, id string, er EndpointRequest) (_
 	if err := m.writeAttachment(a); err != nil {
 		return Attachment{}, err
 	}
+	m.publish(ctx, a.Namespace, evConnect, n.ID, n.Name, id)
 	m.refreshHostsLocked(id, a.Endpoints)
 	return a, nil
 }
@@ -493,6 +500,9 @@ func (m *Manager) Disconnect(ctx context.Context, id, network string) error {
 	}
 	if err := m.writeAttachment(a); err != nil {
 		return err
+	}
+	if gone.Added {
+		m.publish(ctx, a.Namespace, evDisconnect, gone.NetworkID, gone.Network, id)
 	}
 	m.refreshHostsLocked(id, append(a.Endpoints, gone))
 	return nil

@@ -51,6 +51,9 @@ type Config struct {
 	// network, created on first use (the constants above if empty).
 	DefaultName, DefaultBridge, DefaultSubnet string
 	Logger                                    *slog.Logger
+	// Events receives the manager's events (events.go); nil publishes
+	// nothing.
+	Events EventPublisher
 }
 
 // Network is a network as List and Inspect show it.
@@ -448,6 +451,9 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (Network, error) 
 		return Network{}, fmt.Errorf("%s: %w", what, err)
 	}
 	m.log.Info("network created", "name", n.Name, "id", n.ID, "subnet", n.Subnet, "bridge", n.Bridge)
+	// Here, not in createLocked: the default network made on first use
+	// is not announced (docker's exists before anyone listens).
+	m.publish(ctx, "", evCreate, n.ID, n.Name, "")
 	return n, nil
 }
 
@@ -571,6 +577,7 @@ func (m *Manager) Remove(ctx context.Context, nameOrID string) error {
 	// Leases are per network name in host-local's dataDir.
 	os.RemoveAll(filepath.Join(m.ipamDir(), n.Name))
 	m.log.Info("network removed", "name", n.Name, "id", n.ID)
+	m.publish(ctx, "", evDestroy, n.ID, n.Name, "")
 	return nil
 }
 

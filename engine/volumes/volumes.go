@@ -55,6 +55,9 @@ type Config struct {
 	Root string
 	// Logger receives the service's log; slog.Default() if nil.
 	Logger *slog.Logger
+	// Events receives the service's events (events.go); nil publishes
+	// nothing.
+	Events EventPublisher
 }
 
 // Volume is a volume as callers see it; it mirrors skiff.v1 Volume.
@@ -205,6 +208,7 @@ func (s *Service) Create(ctx context.Context, ns, name string, o CreateOptions) 
 		return Volume{}, false, fmt.Errorf("create volume %s: %w", name, err)
 	}
 	s.log.Info("volume created", "namespace", ns, "name", name, "anonymous", o.Anonymous)
+	s.publish(ctx, ns, evCreate, name)
 	return s.view(ns, rec, nil), true, nil
 }
 
@@ -299,6 +303,7 @@ func (s *Service) removeLocked(ns, name string) (int64, error) {
 		s.log.Warn("remove volume directory", "path", dir, "err", err)
 	}
 	s.log.Info("volume removed", "namespace", ns, "name", name)
+	s.publish(context.Background(), ns, evDestroy, name)
 	return size, nil
 }
 

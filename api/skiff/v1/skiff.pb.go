@@ -6302,6 +6302,197 @@ func (x *InfoResponse) GetServerPid() string {
 	return ""
 }
 
+type SubscribeEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Since int64                  `protobuf:"varint,1,opt,name=since,proto3" json:"since,omitempty"` // Unix ns; 0: live events only
+	Until int64                  `protobuf:"varint,2,opt,name=until,proto3" json:"until,omitempty"` // Unix ns; 0: never ends
+	// filters are docker's: "key=value" with key container, event, image,
+	// label, network, type or volume; values of one key match if any does,
+	// different keys must all match. An unknown key is InvalidArgument.
+	Filters       []string `protobuf:"bytes,3,rep,name=filters,proto3" json:"filters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscribeEventsRequest) Reset() {
+	*x = SubscribeEventsRequest{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscribeEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscribeEventsRequest) ProtoMessage() {}
+
+func (x *SubscribeEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscribeEventsRequest.ProtoReflect.Descriptor instead.
+func (*SubscribeEventsRequest) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *SubscribeEventsRequest) GetSince() int64 {
+	if x != nil {
+		return x.Since
+	}
+	return 0
+}
+
+func (x *SubscribeEventsRequest) GetUntil() int64 {
+	if x != nil {
+		return x.Until
+	}
+	return 0
+}
+
+func (x *SubscribeEventsRequest) GetFilters() []string {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
+type Event struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Time          int64                  `protobuf:"varint,1,opt,name=time,proto3" json:"time,omitempty"`    // Unix ns
+	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`     // container, image, network, volume
+	Action        string                 `protobuf:"bytes,3,opt,name=action,proto3" json:"action,omitempty"` // docker's: create, start, die, pull, tag, connect, ...
+	Actor         *EventActor            `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	Namespace     string                 `protobuf:"bytes,5,opt,name=namespace,proto3" json:"namespace,omitempty"` // "" for networks' create and destroy
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *Event) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
+func (x *Event) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Event) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *Event) GetActor() *EventActor {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
+func (x *Event) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+type EventActor struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Attributes    map[string]string      `protobuf:"bytes,2,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventActor) Reset() {
+	*x = EventActor{}
+	mi := &file_skiff_v1_skiff_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventActor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventActor) ProtoMessage() {}
+
+func (x *EventActor) ProtoReflect() protoreflect.Message {
+	mi := &file_skiff_v1_skiff_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventActor.ProtoReflect.Descriptor instead.
+func (*EventActor) Descriptor() ([]byte, []int) {
+	return file_skiff_v1_skiff_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *EventActor) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EventActor) GetAttributes() map[string]string {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
 type HistoryResponse_Entry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // layer digest or "<missing>"
@@ -6316,7 +6507,7 @@ type HistoryResponse_Entry struct {
 
 func (x *HistoryResponse_Entry) Reset() {
 	*x = HistoryResponse_Entry{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6328,7 +6519,7 @@ func (x *HistoryResponse_Entry) String() string {
 func (*HistoryResponse_Entry) ProtoMessage() {}
 
 func (x *HistoryResponse_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[96]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6395,7 +6586,7 @@ type TopResponse_Row struct {
 
 func (x *TopResponse_Row) Reset() {
 	*x = TopResponse_Row{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[98]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6407,7 +6598,7 @@ func (x *TopResponse_Row) String() string {
 func (*TopResponse_Row) ProtoMessage() {}
 
 func (x *TopResponse_Row) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[98]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6445,7 +6636,7 @@ type CopyToRequest_Source struct {
 
 func (x *CopyToRequest_Source) Reset() {
 	*x = CopyToRequest_Source{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[99]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6457,7 +6648,7 @@ func (x *CopyToRequest_Source) String() string {
 func (*CopyToRequest_Source) ProtoMessage() {}
 
 func (x *CopyToRequest_Source) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[99]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6501,7 +6692,7 @@ type CopyChunk_Stat struct {
 
 func (x *CopyChunk_Stat) Reset() {
 	*x = CopyChunk_Stat{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[100]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6513,7 +6704,7 @@ func (x *CopyChunk_Stat) String() string {
 func (*CopyChunk_Stat) ProtoMessage() {}
 
 func (x *CopyChunk_Stat) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[100]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6578,7 +6769,7 @@ type NetworkSettings_Endpoint struct {
 
 func (x *NetworkSettings_Endpoint) Reset() {
 	*x = NetworkSettings_Endpoint{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[107]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6590,7 +6781,7 @@ func (x *NetworkSettings_Endpoint) String() string {
 func (*NetworkSettings_Endpoint) ProtoMessage() {}
 
 func (x *NetworkSettings_Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[107]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6661,7 +6852,7 @@ type DiskUsageResponse_Kind struct {
 
 func (x *DiskUsageResponse_Kind) Reset() {
 	*x = DiskUsageResponse_Kind{}
-	mi := &file_skiff_v1_skiff_proto_msgTypes[109]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6673,7 +6864,7 @@ func (x *DiskUsageResponse_Kind) String() string {
 func (*DiskUsageResponse_Kind) ProtoMessage() {}
 
 func (x *DiskUsageResponse_Kind) ProtoReflect() protoreflect.Message {
-	mi := &file_skiff_v1_skiff_proto_msgTypes[109]
+	mi := &file_skiff_v1_skiff_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7266,7 +7457,26 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\tnamespace\x18\x12 \x01(\tR\tnamespace\x12\x18\n" +
 	"\aversion\x18\x13 \x01(\tR\aversion\x12\x1d\n" +
 	"\n" +
-	"server_pid\x18\x14 \x01(\tR\tserverPid*F\n" +
+	"server_pid\x18\x14 \x01(\tR\tserverPid\"^\n" +
+	"\x16SubscribeEventsRequest\x12\x14\n" +
+	"\x05since\x18\x01 \x01(\x03R\x05since\x12\x14\n" +
+	"\x05until\x18\x02 \x01(\x03R\x05until\x12\x18\n" +
+	"\afilters\x18\x03 \x03(\tR\afilters\"\x91\x01\n" +
+	"\x05Event\x12\x12\n" +
+	"\x04time\x18\x01 \x01(\x03R\x04time\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +
+	"\x06action\x18\x03 \x01(\tR\x06action\x12*\n" +
+	"\x05actor\x18\x04 \x01(\v2\x14.skiff.v1.EventActorR\x05actor\x12\x1c\n" +
+	"\tnamespace\x18\x05 \x01(\tR\tnamespace\"\xa1\x01\n" +
+	"\n" +
+	"EventActor\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12D\n" +
+	"\n" +
+	"attributes\x18\x02 \x03(\v2$.skiff.v1.EventActor.AttributesEntryR\n" +
+	"attributes\x1a=\n" +
+	"\x0fAttributesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*F\n" +
 	"\x06Stream\x12\x16\n" +
 	"\x12STREAM_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTREAM_STDOUT\x10\x01\x12\x11\n" +
@@ -7327,7 +7537,9 @@ const file_skiff_v1_skiff_proto_rawDesc = "" +
 	"\x06System\x12>\n" +
 	"\aVersion\x12\x18.skiff.v1.VersionRequest\x1a\x19.skiff.v1.VersionResponse\x125\n" +
 	"\x04Info\x12\x15.skiff.v1.InfoRequest\x1a\x16.skiff.v1.InfoResponse\x12D\n" +
-	"\tDiskUsage\x12\x1a.skiff.v1.DiskUsageRequest\x1a\x1b.skiff.v1.DiskUsageResponseB8Z6github.com/skiff-containers/skiff/api/skiff/v1;skiffv1b\x06proto3"
+	"\tDiskUsage\x12\x1a.skiff.v1.DiskUsageRequest\x1a\x1b.skiff.v1.DiskUsageResponse2J\n" +
+	"\x06Events\x12@\n" +
+	"\tSubscribe\x12 .skiff.v1.SubscribeEventsRequest\x1a\x0f.skiff.v1.Event0\x01B8Z6github.com/skiff-containers/skiff/api/skiff/v1;skiffv1b\x06proto3"
 
 var (
 	file_skiff_v1_skiff_proto_rawDescOnce sync.Once
@@ -7342,7 +7554,7 @@ func file_skiff_v1_skiff_proto_rawDescGZIP() []byte {
 }
 
 var file_skiff_v1_skiff_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 110)
+var file_skiff_v1_skiff_proto_msgTypes = make([]protoimpl.MessageInfo, 114)
 var file_skiff_v1_skiff_proto_goTypes = []any{
 	(Stream)(0),                       // 0: skiff.v1.Stream
 	(*PushRequest)(nil),               // 1: skiff.v1.PushRequest
@@ -7441,25 +7653,29 @@ var file_skiff_v1_skiff_proto_goTypes = []any{
 	(*VersionResponse)(nil),           // 94: skiff.v1.VersionResponse
 	(*InfoRequest)(nil),               // 95: skiff.v1.InfoRequest
 	(*InfoResponse)(nil),              // 96: skiff.v1.InfoResponse
-	(*HistoryResponse_Entry)(nil),     // 97: skiff.v1.HistoryResponse.Entry
-	nil,                               // 98: skiff.v1.Image.LabelsEntry
-	(*TopResponse_Row)(nil),           // 99: skiff.v1.TopResponse.Row
-	(*CopyToRequest_Source)(nil),      // 100: skiff.v1.CopyToRequest.Source
-	(*CopyChunk_Stat)(nil),            // 101: skiff.v1.CopyChunk.Stat
-	nil,                               // 102: skiff.v1.Network.LabelsEntry
-	nil,                               // 103: skiff.v1.CreateNetworkRequest.LabelsEntry
-	nil,                               // 104: skiff.v1.Volume.LabelsEntry
-	nil,                               // 105: skiff.v1.CreateVolumeRequest.LabelsEntry
-	nil,                               // 106: skiff.v1.ContainerConfig.LabelsEntry
-	nil,                               // 107: skiff.v1.ContainerConfig.SysctlsEntry
-	(*NetworkSettings_Endpoint)(nil),  // 108: skiff.v1.NetworkSettings.Endpoint
-	nil,                               // 109: skiff.v1.Container.LabelsEntry
-	(*DiskUsageResponse_Kind)(nil),    // 110: skiff.v1.DiskUsageResponse.Kind
+	(*SubscribeEventsRequest)(nil),    // 97: skiff.v1.SubscribeEventsRequest
+	(*Event)(nil),                     // 98: skiff.v1.Event
+	(*EventActor)(nil),                // 99: skiff.v1.EventActor
+	(*HistoryResponse_Entry)(nil),     // 100: skiff.v1.HistoryResponse.Entry
+	nil,                               // 101: skiff.v1.Image.LabelsEntry
+	(*TopResponse_Row)(nil),           // 102: skiff.v1.TopResponse.Row
+	(*CopyToRequest_Source)(nil),      // 103: skiff.v1.CopyToRequest.Source
+	(*CopyChunk_Stat)(nil),            // 104: skiff.v1.CopyChunk.Stat
+	nil,                               // 105: skiff.v1.Network.LabelsEntry
+	nil,                               // 106: skiff.v1.CreateNetworkRequest.LabelsEntry
+	nil,                               // 107: skiff.v1.Volume.LabelsEntry
+	nil,                               // 108: skiff.v1.CreateVolumeRequest.LabelsEntry
+	nil,                               // 109: skiff.v1.ContainerConfig.LabelsEntry
+	nil,                               // 110: skiff.v1.ContainerConfig.SysctlsEntry
+	(*NetworkSettings_Endpoint)(nil),  // 111: skiff.v1.NetworkSettings.Endpoint
+	nil,                               // 112: skiff.v1.Container.LabelsEntry
+	(*DiskUsageResponse_Kind)(nil),    // 113: skiff.v1.DiskUsageResponse.Kind
+	nil,                               // 114: skiff.v1.EventActor.AttributesEntry
 }
 var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	9,   // 0: skiff.v1.PushRequest.auth:type_name -> skiff.v1.RegistryAuth
-	97,  // 1: skiff.v1.HistoryResponse.entries:type_name -> skiff.v1.HistoryResponse.Entry
-	98,  // 2: skiff.v1.Image.labels:type_name -> skiff.v1.Image.LabelsEntry
+	100, // 1: skiff.v1.HistoryResponse.entries:type_name -> skiff.v1.HistoryResponse.Entry
+	101, // 2: skiff.v1.Image.labels:type_name -> skiff.v1.Image.LabelsEntry
 	9,   // 3: skiff.v1.PullRequest.auth:type_name -> skiff.v1.RegistryAuth
 	8,   // 4: skiff.v1.PullProgress.image:type_name -> skiff.v1.Image
 	8,   // 5: skiff.v1.ListImagesResponse.images:type_name -> skiff.v1.Image
@@ -7467,30 +7683,30 @@ var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	9,   // 7: skiff.v1.LoginRequest.auth:type_name -> skiff.v1.RegistryAuth
 	67,  // 8: skiff.v1.UpdateContainerRequest.resources:type_name -> skiff.v1.Resources
 	61,  // 9: skiff.v1.UpdateContainerRequest.restart_policy:type_name -> skiff.v1.RestartPolicy
-	99,  // 10: skiff.v1.TopResponse.processes:type_name -> skiff.v1.TopResponse.Row
+	102, // 10: skiff.v1.TopResponse.processes:type_name -> skiff.v1.TopResponse.Row
 	33,  // 11: skiff.v1.ExecInput.start:type_name -> skiff.v1.ExecStart
 	89,  // 12: skiff.v1.ExecInput.resize:type_name -> skiff.v1.ResizeRequest
-	100, // 13: skiff.v1.CopyToRequest.source:type_name -> skiff.v1.CopyToRequest.Source
-	101, // 14: skiff.v1.CopyChunk.stat:type_name -> skiff.v1.CopyChunk.Stat
-	102, // 15: skiff.v1.Network.labels:type_name -> skiff.v1.Network.LabelsEntry
-	103, // 16: skiff.v1.CreateNetworkRequest.labels:type_name -> skiff.v1.CreateNetworkRequest.LabelsEntry
+	103, // 13: skiff.v1.CopyToRequest.source:type_name -> skiff.v1.CopyToRequest.Source
+	104, // 14: skiff.v1.CopyChunk.stat:type_name -> skiff.v1.CopyChunk.Stat
+	105, // 15: skiff.v1.Network.labels:type_name -> skiff.v1.Network.LabelsEntry
+	106, // 16: skiff.v1.CreateNetworkRequest.labels:type_name -> skiff.v1.CreateNetworkRequest.LabelsEntry
 	39,  // 17: skiff.v1.ListNetworksResponse.networks:type_name -> skiff.v1.Network
 	63,  // 18: skiff.v1.ConnectNetworkRequest.endpoint:type_name -> skiff.v1.EndpointConfig
-	104, // 19: skiff.v1.Volume.labels:type_name -> skiff.v1.Volume.LabelsEntry
-	105, // 20: skiff.v1.CreateVolumeRequest.labels:type_name -> skiff.v1.CreateVolumeRequest.LabelsEntry
+	107, // 19: skiff.v1.Volume.labels:type_name -> skiff.v1.Volume.LabelsEntry
+	108, // 20: skiff.v1.CreateVolumeRequest.labels:type_name -> skiff.v1.CreateVolumeRequest.LabelsEntry
 	52,  // 21: skiff.v1.ListVolumesResponse.volumes:type_name -> skiff.v1.Volume
-	106, // 22: skiff.v1.ContainerConfig.labels:type_name -> skiff.v1.ContainerConfig.LabelsEntry
+	109, // 22: skiff.v1.ContainerConfig.labels:type_name -> skiff.v1.ContainerConfig.LabelsEntry
 	61,  // 23: skiff.v1.ContainerConfig.restart_policy:type_name -> skiff.v1.RestartPolicy
 	63,  // 24: skiff.v1.ContainerConfig.networks:type_name -> skiff.v1.EndpointConfig
 	64,  // 25: skiff.v1.ContainerConfig.port_bindings:type_name -> skiff.v1.PortBinding
 	65,  // 26: skiff.v1.ContainerConfig.mounts:type_name -> skiff.v1.Mount
 	67,  // 27: skiff.v1.ContainerConfig.resources:type_name -> skiff.v1.Resources
-	107, // 28: skiff.v1.ContainerConfig.sysctls:type_name -> skiff.v1.ContainerConfig.SysctlsEntry
+	110, // 28: skiff.v1.ContainerConfig.sysctls:type_name -> skiff.v1.ContainerConfig.SysctlsEntry
 	66,  // 29: skiff.v1.ContainerConfig.ulimits:type_name -> skiff.v1.Ulimit
-	108, // 30: skiff.v1.NetworkSettings.endpoints:type_name -> skiff.v1.NetworkSettings.Endpoint
+	111, // 30: skiff.v1.NetworkSettings.endpoints:type_name -> skiff.v1.NetworkSettings.Endpoint
 	64,  // 31: skiff.v1.NetworkSettings.ports:type_name -> skiff.v1.PortBinding
 	62,  // 32: skiff.v1.Container.config:type_name -> skiff.v1.ContainerConfig
-	109, // 33: skiff.v1.Container.labels:type_name -> skiff.v1.Container.LabelsEntry
+	112, // 33: skiff.v1.Container.labels:type_name -> skiff.v1.Container.LabelsEntry
 	68,  // 34: skiff.v1.Container.network_settings:type_name -> skiff.v1.NetworkSettings
 	65,  // 35: skiff.v1.Container.mounts:type_name -> skiff.v1.Mount
 	62,  // 36: skiff.v1.CreateContainerRequest.config:type_name -> skiff.v1.ContainerConfig
@@ -7501,112 +7717,116 @@ var file_skiff_v1_skiff_proto_depIdxs = []int32{
 	89,  // 41: skiff.v1.AttachInput.resize:type_name -> skiff.v1.ResizeRequest
 	0,   // 42: skiff.v1.AttachOutput.stream:type_name -> skiff.v1.Stream
 	87,  // 43: skiff.v1.AttachOutput.exit:type_name -> skiff.v1.AttachExit
-	110, // 44: skiff.v1.DiskUsageResponse.kinds:type_name -> skiff.v1.DiskUsageResponse.Kind
-	10,  // 45: skiff.v1.Images.Pull:input_type -> skiff.v1.PullRequest
-	12,  // 46: skiff.v1.Images.List:input_type -> skiff.v1.ListImagesRequest
-	14,  // 47: skiff.v1.Images.Get:input_type -> skiff.v1.GetImageRequest
-	15,  // 48: skiff.v1.Images.Remove:input_type -> skiff.v1.RemoveImageRequest
-	17,  // 49: skiff.v1.Images.Tag:input_type -> skiff.v1.TagImageRequest
-	18,  // 50: skiff.v1.Images.Load:input_type -> skiff.v1.LoadRequest
-	20,  // 51: skiff.v1.Images.Save:input_type -> skiff.v1.SaveRequest
-	21,  // 52: skiff.v1.Images.Login:input_type -> skiff.v1.LoginRequest
-	1,   // 53: skiff.v1.Images.Push:input_type -> skiff.v1.PushRequest
-	3,   // 54: skiff.v1.Images.History:input_type -> skiff.v1.HistoryRequest
-	5,   // 55: skiff.v1.Images.Prune:input_type -> skiff.v1.PruneImagesRequest
-	7,   // 56: skiff.v1.Images.Import:input_type -> skiff.v1.ImportRequest
-	70,  // 57: skiff.v1.Containers.Create:input_type -> skiff.v1.CreateContainerRequest
-	72,  // 58: skiff.v1.Containers.Start:input_type -> skiff.v1.StartContainerRequest
-	73,  // 59: skiff.v1.Containers.Stop:input_type -> skiff.v1.StopContainerRequest
-	74,  // 60: skiff.v1.Containers.Kill:input_type -> skiff.v1.KillContainerRequest
-	75,  // 61: skiff.v1.Containers.Restart:input_type -> skiff.v1.RestartContainerRequest
-	76,  // 62: skiff.v1.Containers.Remove:input_type -> skiff.v1.RemoveContainerRequest
-	78,  // 63: skiff.v1.Containers.List:input_type -> skiff.v1.ListContainersRequest
-	80,  // 64: skiff.v1.Containers.Inspect:input_type -> skiff.v1.InspectContainerRequest
-	81,  // 65: skiff.v1.Containers.Wait:input_type -> skiff.v1.WaitContainerRequest
-	83,  // 66: skiff.v1.Containers.Logs:input_type -> skiff.v1.LogsRequest
-	86,  // 67: skiff.v1.Containers.Attach:input_type -> skiff.v1.AttachInput
-	89,  // 68: skiff.v1.Containers.Resize:input_type -> skiff.v1.ResizeRequest
-	26,  // 69: skiff.v1.Containers.Pause:input_type -> skiff.v1.PauseContainerRequest
-	26,  // 70: skiff.v1.Containers.Unpause:input_type -> skiff.v1.PauseContainerRequest
-	27,  // 71: skiff.v1.Containers.Rename:input_type -> skiff.v1.RenameContainerRequest
-	28,  // 72: skiff.v1.Containers.Update:input_type -> skiff.v1.UpdateContainerRequest
-	29,  // 73: skiff.v1.Containers.Top:input_type -> skiff.v1.TopRequest
-	31,  // 74: skiff.v1.Containers.Stats:input_type -> skiff.v1.StatsRequest
-	34,  // 75: skiff.v1.Containers.Exec:input_type -> skiff.v1.ExecInput
-	35,  // 76: skiff.v1.Containers.CopyTo:input_type -> skiff.v1.CopyToRequest
-	37,  // 77: skiff.v1.Containers.CopyFrom:input_type -> skiff.v1.CopyFromRequest
-	24,  // 78: skiff.v1.Containers.Export:input_type -> skiff.v1.ExportContainerRequest
-	25,  // 79: skiff.v1.Containers.Commit:input_type -> skiff.v1.CommitRequest
-	40,  // 80: skiff.v1.Networks.Create:input_type -> skiff.v1.CreateNetworkRequest
-	41,  // 81: skiff.v1.Networks.List:input_type -> skiff.v1.ListNetworksRequest
-	43,  // 82: skiff.v1.Networks.Inspect:input_type -> skiff.v1.InspectNetworkRequest
-	44,  // 83: skiff.v1.Networks.Remove:input_type -> skiff.v1.RemoveNetworkRequest
-	46,  // 84: skiff.v1.Networks.Connect:input_type -> skiff.v1.ConnectNetworkRequest
-	48,  // 85: skiff.v1.Networks.Disconnect:input_type -> skiff.v1.DisconnectNetworkRequest
-	50,  // 86: skiff.v1.Networks.Prune:input_type -> skiff.v1.PruneNetworksRequest
-	53,  // 87: skiff.v1.Volumes.Create:input_type -> skiff.v1.CreateVolumeRequest
-	54,  // 88: skiff.v1.Volumes.List:input_type -> skiff.v1.ListVolumesRequest
-	56,  // 89: skiff.v1.Volumes.Inspect:input_type -> skiff.v1.InspectVolumeRequest
-	57,  // 90: skiff.v1.Volumes.Remove:input_type -> skiff.v1.RemoveVolumeRequest
-	59,  // 91: skiff.v1.Volumes.Prune:input_type -> skiff.v1.PruneVolumesRequest
-	93,  // 92: skiff.v1.System.Version:input_type -> skiff.v1.VersionRequest
-	95,  // 93: skiff.v1.System.Info:input_type -> skiff.v1.InfoRequest
-	91,  // 94: skiff.v1.System.DiskUsage:input_type -> skiff.v1.DiskUsageRequest
-	11,  // 95: skiff.v1.Images.Pull:output_type -> skiff.v1.PullProgress
-	13,  // 96: skiff.v1.Images.List:output_type -> skiff.v1.ListImagesResponse
-	8,   // 97: skiff.v1.Images.Get:output_type -> skiff.v1.Image
-	16,  // 98: skiff.v1.Images.Remove:output_type -> skiff.v1.RemoveImageResponse
-	8,   // 99: skiff.v1.Images.Tag:output_type -> skiff.v1.Image
-	19,  // 100: skiff.v1.Images.Load:output_type -> skiff.v1.LoadResponse
-	23,  // 101: skiff.v1.Images.Save:output_type -> skiff.v1.SaveChunk
-	22,  // 102: skiff.v1.Images.Login:output_type -> skiff.v1.LoginResponse
-	2,   // 103: skiff.v1.Images.Push:output_type -> skiff.v1.PushProgress
-	4,   // 104: skiff.v1.Images.History:output_type -> skiff.v1.HistoryResponse
-	6,   // 105: skiff.v1.Images.Prune:output_type -> skiff.v1.PruneImagesResponse
-	8,   // 106: skiff.v1.Images.Import:output_type -> skiff.v1.Image
-	71,  // 107: skiff.v1.Containers.Create:output_type -> skiff.v1.CreateContainerResponse
-	69,  // 108: skiff.v1.Containers.Start:output_type -> skiff.v1.Container
-	69,  // 109: skiff.v1.Containers.Stop:output_type -> skiff.v1.Container
-	69,  // 110: skiff.v1.Containers.Kill:output_type -> skiff.v1.Container
-	69,  // 111: skiff.v1.Containers.Restart:output_type -> skiff.v1.Container
-	77,  // 112: skiff.v1.Containers.Remove:output_type -> skiff.v1.RemoveContainerResponse
-	79,  // 113: skiff.v1.Containers.List:output_type -> skiff.v1.ListContainersResponse
-	69,  // 114: skiff.v1.Containers.Inspect:output_type -> skiff.v1.Container
-	82,  // 115: skiff.v1.Containers.Wait:output_type -> skiff.v1.WaitContainerResponse
-	84,  // 116: skiff.v1.Containers.Logs:output_type -> skiff.v1.LogEntry
-	88,  // 117: skiff.v1.Containers.Attach:output_type -> skiff.v1.AttachOutput
-	90,  // 118: skiff.v1.Containers.Resize:output_type -> skiff.v1.ResizeResponse
-	69,  // 119: skiff.v1.Containers.Pause:output_type -> skiff.v1.Container
-	69,  // 120: skiff.v1.Containers.Unpause:output_type -> skiff.v1.Container
-	69,  // 121: skiff.v1.Containers.Rename:output_type -> skiff.v1.Container
-	69,  // 122: skiff.v1.Containers.Update:output_type -> skiff.v1.Container
-	30,  // 123: skiff.v1.Containers.Top:output_type -> skiff.v1.TopResponse
-	32,  // 124: skiff.v1.Containers.Stats:output_type -> skiff.v1.ContainerStats
-	88,  // 125: skiff.v1.Containers.Exec:output_type -> skiff.v1.AttachOutput
-	36,  // 126: skiff.v1.Containers.CopyTo:output_type -> skiff.v1.CopyToResponse
-	38,  // 127: skiff.v1.Containers.CopyFrom:output_type -> skiff.v1.CopyChunk
-	38,  // 128: skiff.v1.Containers.Export:output_type -> skiff.v1.CopyChunk
-	8,   // 129: skiff.v1.Containers.Commit:output_type -> skiff.v1.Image
-	39,  // 130: skiff.v1.Networks.Create:output_type -> skiff.v1.Network
-	42,  // 131: skiff.v1.Networks.List:output_type -> skiff.v1.ListNetworksResponse
-	39,  // 132: skiff.v1.Networks.Inspect:output_type -> skiff.v1.Network
-	45,  // 133: skiff.v1.Networks.Remove:output_type -> skiff.v1.RemoveNetworkResponse
-	47,  // 134: skiff.v1.Networks.Connect:output_type -> skiff.v1.ConnectNetworkResponse
-	49,  // 135: skiff.v1.Networks.Disconnect:output_type -> skiff.v1.DisconnectNetworkResponse
-	51,  // 136: skiff.v1.Networks.Prune:output_type -> skiff.v1.PruneNetworksResponse
-	52,  // 137: skiff.v1.Volumes.Create:output_type -> skiff.v1.Volume
-	55,  // 138: skiff.v1.Volumes.List:output_type -> skiff.v1.ListVolumesResponse
-	52,  // 139: skiff.v1.Volumes.Inspect:output_type -> skiff.v1.Volume
-	58,  // 140: skiff.v1.Volumes.Remove:output_type -> skiff.v1.RemoveVolumeResponse
-	60,  // 141: skiff.v1.Volumes.Prune:output_type -> skiff.v1.PruneVolumesResponse
-	94,  // 142: skiff.v1.System.Version:output_type -> skiff.v1.VersionResponse
-	96,  // 143: skiff.v1.System.Info:output_type -> skiff.v1.InfoResponse
-	92,  // 144: skiff.v1.System.DiskUsage:output_type -> skiff.v1.DiskUsageResponse
-	95,  // [95:145] is the sub-list for method output_type
-	45,  // [45:95] is the sub-list for method input_type
-	45,  // [45:45] is the sub-list for extension type_name
-	45,  // [45:45] is the sub-list for extension extendee
-	0,   // [0:45] is the sub-list for field type_name
+	113, // 44: skiff.v1.DiskUsageResponse.kinds:type_name -> skiff.v1.DiskUsageResponse.Kind
+	99,  // 45: skiff.v1.Event.actor:type_name -> skiff.v1.EventActor
+	114, // 46: skiff.v1.EventActor.attributes:type_name -> skiff.v1.EventActor.AttributesEntry
+	10,  // 47: skiff.v1.Images.Pull:input_type -> skiff.v1.PullRequest
+	12,  // 48: skiff.v1.Images.List:input_type -> skiff.v1.ListImagesRequest
+	14,  // 49: skiff.v1.Images.Get:input_type -> skiff.v1.GetImageRequest
+	15,  // 50: skiff.v1.Images.Remove:input_type -> skiff.v1.RemoveImageRequest
+	17,  // 51: skiff.v1.Images.Tag:input_type -> skiff.v1.TagImageRequest
+	18,  // 52: skiff.v1.Images.Load:input_type -> skiff.v1.LoadRequest
+	20,  // 53: skiff.v1.Images.Save:input_type -> skiff.v1.SaveRequest
+	21,  // 54: skiff.v1.Images.Login:input_type -> skiff.v1.LoginRequest
+	1,   // 55: skiff.v1.Images.Push:input_type -> skiff.v1.PushRequest
+	3,   // 56: skiff.v1.Images.History:input_type -> skiff.v1.HistoryRequest
+	5,   // 57: skiff.v1.Images.Prune:input_type -> skiff.v1.PruneImagesRequest
+	7,   // 58: skiff.v1.Images.Import:input_type -> skiff.v1.ImportRequest
+	70,  // 59: skiff.v1.Containers.Create:input_type -> skiff.v1.CreateContainerRequest
+	72,  // 60: skiff.v1.Containers.Start:input_type -> skiff.v1.StartContainerRequest
+	73,  // 61: skiff.v1.Containers.Stop:input_type -> skiff.v1.StopContainerRequest
+	74,  // 62: skiff.v1.Containers.Kill:input_type -> skiff.v1.KillContainerRequest
+	75,  // 63: skiff.v1.Containers.Restart:input_type -> skiff.v1.RestartContainerRequest
+	76,  // 64: skiff.v1.Containers.Remove:input_type -> skiff.v1.RemoveContainerRequest
+	78,  // 65: skiff.v1.Containers.List:input_type -> skiff.v1.ListContainersRequest
+	80,  // 66: skiff.v1.Containers.Inspect:input_type -> skiff.v1.InspectContainerRequest
+	81,  // 67: skiff.v1.Containers.Wait:input_type -> skiff.v1.WaitContainerRequest
+	83,  // 68: skiff.v1.Containers.Logs:input_type -> skiff.v1.LogsRequest
+	86,  // 69: skiff.v1.Containers.Attach:input_type -> skiff.v1.AttachInput
+	89,  // 70: skiff.v1.Containers.Resize:input_type -> skiff.v1.ResizeRequest
+	26,  // 71: skiff.v1.Containers.Pause:input_type -> skiff.v1.PauseContainerRequest
+	26,  // 72: skiff.v1.Containers.Unpause:input_type -> skiff.v1.PauseContainerRequest
+	27,  // 73: skiff.v1.Containers.Rename:input_type -> skiff.v1.RenameContainerRequest
+	28,  // 74: skiff.v1.Containers.Update:input_type -> skiff.v1.UpdateContainerRequest
+	29,  // 75: skiff.v1.Containers.Top:input_type -> skiff.v1.TopRequest
+	31,  // 76: skiff.v1.Containers.Stats:input_type -> skiff.v1.StatsRequest
+	34,  // 77: skiff.v1.Containers.Exec:input_type -> skiff.v1.ExecInput
+	35,  // 78: skiff.v1.Containers.CopyTo:input_type -> skiff.v1.CopyToRequest
+	37,  // 79: skiff.v1.Containers.CopyFrom:input_type -> skiff.v1.CopyFromRequest
+	24,  // 80: skiff.v1.Containers.Export:input_type -> skiff.v1.ExportContainerRequest
+	25,  // 81: skiff.v1.Containers.Commit:input_type -> skiff.v1.CommitRequest
+	40,  // 82: skiff.v1.Networks.Create:input_type -> skiff.v1.CreateNetworkRequest
+	41,  // 83: skiff.v1.Networks.List:input_type -> skiff.v1.ListNetworksRequest
+	43,  // 84: skiff.v1.Networks.Inspect:input_type -> skiff.v1.InspectNetworkRequest
+	44,  // 85: skiff.v1.Networks.Remove:input_type -> skiff.v1.RemoveNetworkRequest
+	46,  // 86: skiff.v1.Networks.Connect:input_type -> skiff.v1.ConnectNetworkRequest
+	48,  // 87: skiff.v1.Networks.Disconnect:input_type -> skiff.v1.DisconnectNetworkRequest
+	50,  // 88: skiff.v1.Networks.Prune:input_type -> skiff.v1.PruneNetworksRequest
+	53,  // 89: skiff.v1.Volumes.Create:input_type -> skiff.v1.CreateVolumeRequest
+	54,  // 90: skiff.v1.Volumes.List:input_type -> skiff.v1.ListVolumesRequest
+	56,  // 91: skiff.v1.Volumes.Inspect:input_type -> skiff.v1.InspectVolumeRequest
+	57,  // 92: skiff.v1.Volumes.Remove:input_type -> skiff.v1.RemoveVolumeRequest
+	59,  // 93: skiff.v1.Volumes.Prune:input_type -> skiff.v1.PruneVolumesRequest
+	93,  // 94: skiff.v1.System.Version:input_type -> skiff.v1.VersionRequest
+	95,  // 95: skiff.v1.System.Info:input_type -> skiff.v1.InfoRequest
+	91,  // 96: skiff.v1.System.DiskUsage:input_type -> skiff.v1.DiskUsageRequest
+	97,  // 97: skiff.v1.Events.Subscribe:input_type -> skiff.v1.SubscribeEventsRequest
+	11,  // 98: skiff.v1.Images.Pull:output_type -> skiff.v1.PullProgress
+	13,  // 99: skiff.v1.Images.List:output_type -> skiff.v1.ListImagesResponse
+	8,   // 100: skiff.v1.Images.Get:output_type -> skiff.v1.Image
+	16,  // 101: skiff.v1.Images.Remove:output_type -> skiff.v1.RemoveImageResponse
+	8,   // 102: skiff.v1.Images.Tag:output_type -> skiff.v1.Image
+	19,  // 103: skiff.v1.Images.Load:output_type -> skiff.v1.LoadResponse
+	23,  // 104: skiff.v1.Images.Save:output_type -> skiff.v1.SaveChunk
+	22,  // 105: skiff.v1.Images.Login:output_type -> skiff.v1.LoginResponse
+	2,   // 106: skiff.v1.Images.Push:output_type -> skiff.v1.PushProgress
+	4,   // 107: skiff.v1.Images.History:output_type -> skiff.v1.HistoryResponse
+	6,   // 108: skiff.v1.Images.Prune:output_type -> skiff.v1.PruneImagesResponse
+	8,   // 109: skiff.v1.Images.Import:output_type -> skiff.v1.Image
+	71,  // 110: skiff.v1.Containers.Create:output_type -> skiff.v1.CreateContainerResponse
+	69,  // 111: skiff.v1.Containers.Start:output_type -> skiff.v1.Container
+	69,  // 112: skiff.v1.Containers.Stop:output_type -> skiff.v1.Container
+	69,  // 113: skiff.v1.Containers.Kill:output_type -> skiff.v1.Container
+	69,  // 114: skiff.v1.Containers.Restart:output_type -> skiff.v1.Container
+	77,  // 115: skiff.v1.Containers.Remove:output_type -> skiff.v1.RemoveContainerResponse
+	79,  // 116: skiff.v1.Containers.List:output_type -> skiff.v1.ListContainersResponse
+	69,  // 117: skiff.v1.Containers.Inspect:output_type -> skiff.v1.Container
+	82,  // 118: skiff.v1.Containers.Wait:output_type -> skiff.v1.WaitContainerResponse
+	84,  // 119: skiff.v1.Containers.Logs:output_type -> skiff.v1.LogEntry
+	88,  // 120: skiff.v1.Containers.Attach:output_type -> skiff.v1.AttachOutput
+	90,  // 121: skiff.v1.Containers.Resize:output_type -> skiff.v1.ResizeResponse
+	69,  // 122: skiff.v1.Containers.Pause:output_type -> skiff.v1.Container
+	69,  // 123: skiff.v1.Containers.Unpause:output_type -> skiff.v1.Container
+	69,  // 124: skiff.v1.Containers.Rename:output_type -> skiff.v1.Container
+	69,  // 125: skiff.v1.Containers.Update:output_type -> skiff.v1.Container
+	30,  // 126: skiff.v1.Containers.Top:output_type -> skiff.v1.TopResponse
+	32,  // 127: skiff.v1.Containers.Stats:output_type -> skiff.v1.ContainerStats
+	88,  // 128: skiff.v1.Containers.Exec:output_type -> skiff.v1.AttachOutput
+	36,  // 129: skiff.v1.Containers.CopyTo:output_type -> skiff.v1.CopyToResponse
+	38,  // 130: skiff.v1.Containers.CopyFrom:output_type -> skiff.v1.CopyChunk
+	38,  // 131: skiff.v1.Containers.Export:output_type -> skiff.v1.CopyChunk
+	8,   // 132: skiff.v1.Containers.Commit:output_type -> skiff.v1.Image
+	39,  // 133: skiff.v1.Networks.Create:output_type -> skiff.v1.Network
+	42,  // 134: skiff.v1.Networks.List:output_type -> skiff.v1.ListNetworksResponse
+	39,  // 135: skiff.v1.Networks.Inspect:output_type -> skiff.v1.Network
+	45,  // 136: skiff.v1.Networks.Remove:output_type -> skiff.v1.RemoveNetworkResponse
+	47,  // 137: skiff.v1.Networks.Connect:output_type -> skiff.v1.ConnectNetworkResponse
+	49,  // 138: skiff.v1.Networks.Disconnect:output_type -> skiff.v1.DisconnectNetworkResponse
+	51,  // 139: skiff.v1.Networks.Prune:output_type -> skiff.v1.PruneNetworksResponse
+	52,  // 140: skiff.v1.Volumes.Create:output_type -> skiff.v1.Volume
+	55,  // 141: skiff.v1.Volumes.List:output_type -> skiff.v1.ListVolumesResponse
+	52,  // 142: skiff.v1.Volumes.Inspect:output_type -> skiff.v1.Volume
+	58,  // 143: skiff.v1.Volumes.Remove:output_type -> skiff.v1.RemoveVolumeResponse
+	60,  // 144: skiff.v1.Volumes.Prune:output_type -> skiff.v1.PruneVolumesResponse
+	94,  // 145: skiff.v1.System.Version:output_type -> skiff.v1.VersionResponse
+	96,  // 146: skiff.v1.System.Info:output_type -> skiff.v1.InfoResponse
+	92,  // 147: skiff.v1.System.DiskUsage:output_type -> skiff.v1.DiskUsageResponse
+	98,  // 148: skiff.v1.Events.Subscribe:output_type -> skiff.v1.Event
+	98,  // [98:149] is the sub-list for method output_type
+	47,  // [47:98] is the sub-list for method input_type
+	47,  // [47:47] is the sub-list for extension type_name
+	47,  // [47:47] is the sub-list for extension extendee
+	0,   // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_skiff_v1_skiff_proto_init() }
@@ -7632,9 +7852,9 @@ func file_skiff_v1_skiff_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skiff_v1_skiff_proto_rawDesc), len(file_skiff_v1_skiff_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   110,
+			NumMessages:   114,
 			NumExtensions: 0,
-			NumServices:   5,
+			NumServices:   6,
 		},
 		GoTypes:           file_skiff_v1_skiff_proto_goTypes,
 		DependencyIndexes: file_skiff_v1_skiff_proto_depIdxs,
