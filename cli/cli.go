@@ -432,6 +432,9 @@ func (a *app) eachArg(args []string, fn func(arg string) error) error {
 		}
 	}
 	if failed {
+		if a.engineExit {
+			return &statusError{code: exitEngine}
+		}
 		return &statusError{code: exitGeneral}
 	}
 	return nil

@@ -113,6 +113,13 @@ func (a *app) execCommand() *cobra.Command {
 		Use:   "exec [OPTIONS] CONTAINER COMMAND [ARG...]",
 		Short: "Execute a command in a running container",
 		Args:  minArgs(2),
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			// The engine refusing the exec (a stopped container) exits 125,
+			// as the other engine refusals; the process's own code, and
+			// 126/127 for a command that cannot run, are kept.
+			a.engineExit = true
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.execContainer(cmd.Context(), &o, args[0], args[1:])
 		},

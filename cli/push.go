@@ -24,6 +24,10 @@ func (a *app) pushCommand() *cobra.Command {
 		Use:   "push [OPTIONS] NAME[:TAG]",
 		Short: "Upload an image to a registry",
 		Args:  exactArgs(1),
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			a.engineExit = true // a refused push (no rights) exits 125
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref := args[0]
 			auth, err := a.registryAuth(ref)

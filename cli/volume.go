@@ -256,6 +256,10 @@ func (a *app) volumeRmCommand() *cobra.Command {
 		Aliases: []string{"remove"},
 		Short:   "Remove one or more volumes",
 		Args:    minArgs(1),
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			a.engineExit = true // a volume in use (or missing) exits 125
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, vc, err := a.volumesClient(cmd.Context())
 			if err != nil {

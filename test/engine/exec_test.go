@@ -60,7 +60,7 @@ func TestExec(t *testing.T) {
 		{name: "workdir", args: []string{"-w", "/tmp", "box", "pwd"}, stdout: "/tmp\n"},
 		{name: "user", args: []string{"-u", "1000:1000", "box", "id", "-u"}, stdout: "1000\n"},
 		{name: "missing program", args: []string{"box", "/no/such"}, code: 127},
-		{name: "no such container", args: []string{"nosuch", "true"}, code: 1, stderr: "no such container: nosuch"},
+		{name: "no such container", args: []string{"nosuch", "true"}, code: 125, stderr: "no such container: nosuch"},
 	}
 	for _, tc := range cases {
 		var r result
@@ -80,11 +80,12 @@ func TestExec(t *testing.T) {
 	}
 	waitFor(t, "the detached exec's file", 10*time.Second, func() bool { return d.run("exec", "box", "test", "-f", "/tmp/done").Code == 0 })
 
-	// Docker's answer for a stopped container: exit 1, "is not running".
+	// A stopped container: docker's "is not running", exit 125 (docker's
+	// CLI exits 1; the issue asks 125 for every engine refusal).
 	d.must("stop", "-t", "1", "box")
 	r := d.run("exec", "box", "true")
-	if r.Code != 1 || !strings.Contains(r.Stderr, "Error response from daemon: container box is not running") {
-		t.Errorf("exec in a stopped container: %s\nwant exit 1 and docker's \"container box is not running\"", r)
+	if r.Code != 125 || !strings.Contains(r.Stderr, "Error response from daemon: container box is not running") {
+		t.Errorf("exec in a stopped container: %s\nwant exit 125 and docker's \"container box is not running\"", r)
 	}
 	d.must("rm", "box")
 }

@@ -15,7 +15,7 @@ var pushedDigest = regexp.MustCompile(`(?m)^v1: digest: (sha256:[0-9a-f]{64}) si
 
 // TestPushPullElsewhere: an image pushed to the registry under a new name
 // pulls into a fresh skiffd with the same digest, and skopeo reads it; a
-// push without rights fails with exit 1 and a message naming the
+// push without rights fails with exit 125 and a message naming the
 // registry, repository and what to do, leaving nothing in the registry;
 // after login it works.
 func TestPushPullElsewhere(t *testing.T) {
@@ -63,8 +63,8 @@ func TestPushPullElsewhere(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("DOCKER_CONFIG", filepath.Join(home, ".docker"))
 	r := d.run("push", private)
-	if r.Code != 1 {
-		t.Errorf("push without rights: want exit 1 (as docker): %s", r)
+	if r.Code != 125 {
+		t.Errorf("push without rights: want exit 125 (an engine refusal): %s", r)
 	}
 	for _, want := range []string{host, "skiff/private", "skiff login " + host} {
 		if !strings.Contains(r.Stderr, want) {

@@ -67,7 +67,7 @@ func TestNamedVolumes(t *testing.T) {
 	// In use (even by a container that is not running): refused, naming it.
 	d.must("create", "--name", "holder", "-v", "data:/data", bb)
 	r := d.run("volume", "rm", "data")
-	if r.Code != 1 || !strings.Contains(r.Stderr, "in use") || !strings.Contains(r.Stderr, "holder") {
+	if r.Code != 125 || !strings.Contains(r.Stderr, "in use") || !strings.Contains(r.Stderr, "holder") {
 		t.Errorf("volume rm of an in-use volume: %s", r)
 	}
 	if f := d.must("inspect", "--format", "{{range .Mounts}}{{.Type}} {{.Name}} {{.Source}} {{.Destination}} {{.RW}}{{end}}", "holder"); f != "volume data "+mp+" /data true\n" {
@@ -77,7 +77,7 @@ func TestNamedVolumes(t *testing.T) {
 	if out := strings.TrimSpace(d.must("volume", "rm", "data")); out != "data" {
 		t.Errorf("volume rm printed %q", out)
 	}
-	if r := d.run("volume", "rm", "data"); r.Code != 1 || !strings.Contains(r.Stderr, "no such volume") {
+	if r := d.run("volume", "rm", "data"); r.Code != 125 || !strings.Contains(r.Stderr, "no such volume") {
 		t.Errorf("volume rm of a missing volume: %s", r)
 	}
 	d.must("volume", "rm", "-f", "data")
