@@ -205,7 +205,10 @@ func podmanDetached(t *testing.T, p *podman, rt ociRuntime) {
 func podmanTTY(t *testing.T, p *podman, rt ociRuntime) {
 	name := "tty-" + rt.name
 	args := append([]string{"run", "--rm", "-it", "--name", name}, p.runFlags()...)
-	args = append(args, imageName, "sh", "-c", `tty; [ -t 0 ] && [ -t 1 ] && echo stdio-is-a-tty; exit 7`)
+	// podman attaches to conmon after the container started: output
+	// written before that is not relayed on a terminal (seen once in CI
+	// with runc), so the container waits a moment before it writes.
+	args = append(args, imageName, "sh", "-c", `sleep 1; tty; [ -t 0 ] && [ -t 1 ] && echo stdio-is-a-tty; exit 7`)
 	r := runWithTTY(t, time.Minute, p.argv(rt.bin, args...)...)
 	if r.code != 7 {
 		t.Errorf("want exit status 7: %v", r)
