@@ -171,6 +171,9 @@ func (m *Manager) Setup(ctx context.Context, req SetupRequest) (_ Attachment, re
 				return Attachment{}, fmt.Errorf("address %q is not in subnet %s of network %s: %w", er.IPv4, n.Subnet, n.Name, errdefs.ErrInvalidArgument)
 			}
 		}
+		if err := m.ensureMasqueradeLocked(ctx, n); err != nil {
+			return Attachment{}, err
+		}
 		lists[n.Name] = list
 		a.Endpoints = append(a.Endpoints, Endpoint{
 			Network: n.Name, NetworkID: n.ID, IfName: "eth" + strconv.Itoa(i), Aliases: er.Aliases,
@@ -427,6 +430,9 @@ func (m *Manager) Connect(ctx context.Context, id string, er EndpointRequest) (_
 	}
 	n, list, err := m.getLocked(er.Network)
 	if err != nil {
+		return Attachment{}, err
+	}
+	if err := m.ensureMasqueradeLocked(ctx, n); err != nil {
 		return Attachment{}, err
 	}
 	used := map[string]bool{}

@@ -69,6 +69,10 @@ type Network struct {
 	Internal bool              `json:"internal,omitempty"`
 	// Default marks the default network ("bridge").
 	Default bool `json:"default,omitempty"`
+	// Masquerade: skiffd owns the network's masquerade rule
+	// (masquerade.go); false for networks made before it did, whose
+	// bridge plugin masquerades per container.
+	Masquerade bool `json:"masquerade,omitempty"`
 }
 
 // CreateOptions are `network create`'s.
@@ -91,6 +95,9 @@ type Manager struct {
 	// mu serialises everything: network changes, attachments, port
 	// allocation and hosts files.
 	mu sync.Mutex
+	// masqueraded maps the networks whose masquerade rule this manager
+	// made or found to their IDs (masquerade.go).
+	masqueraded map[string]string
 }
 
 // New returns a manager over cfg, making its directories.
@@ -122,7 +129,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "network")}
+	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "network"), masqueraded: map[string]string{}}
 	for _, d := range []string{m.confDir(), m.netnsDir(), m.cacheDir(), m.ipamDir(), m.attachDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("network manager: %w", err)
@@ -234,9 +241,11 @@ type conflist struct {
 }
 
 // Conflist returns the CNI configuration list of n: bridge (with
-// host-local IPAM whose leases live in ipamDir; a gateway and masquerade
-// unless internal), portmap (with SNAT, so that published ports answer on
-// the host's loopback too) and firewall (iptables).
+// host-local IPAM whose leases live in ipamDir; a gateway unless internal,
+// and the plugin's per-container masquerade only for networks made before
+// skiffd owned one rule per network, masquerade.go), portmap (with SNAT, so
+// that published ports answer on the host's loopback too) and firewall
+// (iptables).
 func Conflist(n Network, ipamDir string) ([]byte, error) {
 	ipam := map[string]any{
 		"type":    "host-local",
@@ -250,7 +259,7 @@ func Conflist(n Network, ipamDir string) ([]byte, error) {
 		"type":        "bridge",
 		"bridge":      n.Bridge,
 		"isGateway":   !n.Internal,
-		"ipMasq":      !n.Internal,
+		"ipMasq":      !n.Internal && !n.Masquerade,
 		"hairpinMode": true,
 		"ipam":        ipam,
 	}
@@ -530,6 +539,7 @@ func (m *Manager) createLocked(n Network) (Network, error) {
 		n.Driver = DriverBridge
 	}
 	n.Created = time.Now().UTC()
+	n.Masquerade = !n.Internal
 	data, err := Conflist(n, m.ipamDir())
 	if err != nil {
 		return Network{}, err
@@ -567,6 +577,9 @@ func (m *Manager) Remove(ctx context.Context, nameOrID string) error {
 				return fmt.Errorf("remove network %s: container %s (%s) is attached to it: stop or disconnect it first: %w", n.Name, a.Name, a.ContainerID, errdefs.ErrFailedPrecondition)
 			}
 		}
+	}
+	if err := m.removeMasqueradeLocked(ctx, n); err != nil {
+		return fmt.Errorf("remove network %s: %w", n.Name, err)
 	}
 	if err := deleteLink(n.Bridge); err != nil {
 		return fmt.Errorf("remove network %s: delete its bridge %s: %w", n.Name, n.Bridge, err)

@@ -175,7 +175,7 @@ func TestPauseUnpause(t *testing.T) {
 	if r := d.run("pause", "pz"); r.Code != 1 || !strings.Contains(r.Stderr, "is already paused") {
 		t.Errorf("pause twice: %s", r)
 	}
-	if r := d.run("exec", "pz", "true"); r.Code != 1 || !strings.Contains(r.Stderr, "is paused, unpause the container before exec") {
+	if r := d.run("exec", "pz", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "is paused, unpause the container before exec") {
 		t.Errorf("exec while paused: %s", r)
 	}
 	d.must("unpause", "pz")
