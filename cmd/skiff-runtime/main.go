@@ -27,16 +27,10 @@ func init() {
 	// milliseconds and allocates little: collecting garbage only costs
 	// time. The long-running ones turn the collector back on.
 	debug.SetGCPercent(-1)
-	// The runtime's own commands wait on the kernel (processes, sockets,
-	// files), not on the CPU: one P is enough. A second one makes every
-	// goroutine that becomes runnable wake another thread to run it (more
-	// context switches and CPU time in a `run`, on a machine whose other
-	// CPU is starting the container's init). Blocking syscalls still hand
-	// the P over, so goroutines keep running concurrently. An explicit
-	// GOMAXPROCS is left alone.
-	if !isInit() && os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
+	// GOMAXPROCS stays the Go runtime's default: runtime.GOMAXPROCS(1)
+	// here cost a stop-the-world resize of 0.9 ms, more than the context
+	// switches it spared (A/B of `run`, 80 rounds: 42.2 ms without it,
+	// 42.9 ms with it).
 }
 
 func main() {
