@@ -17,6 +17,10 @@ func main() {
 	out := flag.String("o", "busybox.tar", "archive to write")
 	name := flag.String("name", imagebuild.DefaultName, "image reference")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "mkimage: unexpected argument %q: name the archive with -o FILE\n", flag.Arg(0))
+		os.Exit(2)
+	}
 	img, err := imagebuild.Build(imagebuild.Options{Name: *name})
 	if err == nil {
 		err = img.WriteArchiveFile(*out)
