@@ -619,7 +619,8 @@ func parseTimestamp(value string, now time.Time) (int64, error) {
 	if value == "" {
 		return 0, nil
 	}
-	if d, err := time.ParseDuration(value); err == nil {
+	// "0" is the epoch, not a zero duration (docker's GetTimestamp).
+	if d, err := time.ParseDuration(value); err == nil && value != "0" {
 		return now.Add(-d).UnixNano(), nil
 	}
 	if sec, frac, ok := strings.Cut(value, "."); !strings.ContainsAny(value, "-:TZ") {

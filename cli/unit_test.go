@@ -251,6 +251,7 @@ func TestParseTimestamp(t *testing.T) {
 		"1700000000":           time.Unix(1700000000, 0),
 		"1700000000.5":         time.Unix(1700000000, 500_000_000),
 		"2013-01-02T13:23:37Z": time.Date(2013, 1, 2, 13, 23, 37, 0, time.UTC),
+		"0":                    time.Unix(0, 0), // the epoch, as docker's, not "now"
 	} {
 		got, err := parseTimestamp(in, now)
 		if err != nil || got != want.UnixNano() {
