@@ -151,6 +151,7 @@ func (s *Service) Commit(ctx context.Context, ns, idOrName string, opts CommitOp
 		return CommittedImage{}, fmt.Errorf("%s: %w", what, err)
 	}
 	s.log.Info("container committed", "namespace", ns, "id", rec.ID, "image", res.Name, "imageID", res.ID)
+	s.publish(ns, rec.ID, "commit", rec, map[string]string{"comment": opts.Message, "imageID": res.ID.String(), "imageRef": res.Name}) // docker's
 	return res, nil
 }
 

@@ -385,6 +385,12 @@ func TestCommit(t *testing.T) {
 	if !strings.HasPrefix(id, "sha256:") || len(id) != 71 {
 		t.Errorf("commit printed %q, want an image id", id)
 	}
+	// docker's commit event, with the new image.
+	ev := d.must("events", "--since", "0", "--until", time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano), "--filter", "event=commit",
+		"--format", `{{.Actor.Attributes.name}} {{.Actor.Attributes.imageID}} {{.Actor.Attributes.comment}}`)
+	if ev != "changed "+id+" a message\n" {
+		t.Errorf("commit event: %q", ev)
+	}
 	out := d.must("run", "--rm", "committed:1", "sh", "-c",
 		"cat /added; test -e /etc/group && echo group || echo no-group; ls /usr; test -d /empty && echo empty-dir; echo $GREETING")
 	if out != "added\nno-group\nnew\nempty-dir\nhi\n" {
