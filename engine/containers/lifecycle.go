@@ -445,6 +445,8 @@ func (s *Service) stopLocked(ctx context.Context, c *ctr, rec metadata.Container
 		s.log.Info("stop: timed out; killing", "namespace", c.ns, "id", c.id, "timeout", timeout)
 		if err := cl.Kill(ctx, syscall.SIGKILL, true); err != nil && !client.ErrGone(err) {
 			s.log.Warn("stop: SIGKILL", "namespace", c.ns, "id", c.id, "err", err)
+		} else {
+			s.publishKill(c.ns, rec, syscall.SIGKILL) // docker's kill event of the escalation
 		}
 		select {
 		case <-exited:

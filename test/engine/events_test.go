@@ -358,6 +358,7 @@ func TestEventsContainerLifecycle(t *testing.T) {
 		named("unpause", "ex"),
 		named("rename", "ex2", "oldName", "ex"),
 		named("kill", "ex2", "signal", "15"),
+		named("kill", "ex2", "signal", "9"), // stop's escalation after -t 1
 		named("die", "ex2", "exitCode", "137"),
 		named("stop", "ex2"),
 		named("start", "ex2"),
