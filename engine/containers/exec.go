@@ -117,8 +117,17 @@ func (s *Service) Exec(ctx context.Context, ns, idOrName string, o ExecOptions) 
 		s.publishExec(ns, rec, evExecDie, id, nil, map[string]string{"exitCode": strconv.Itoa(e.Code)})
 	}}
 	if o.Detach {
-		a.Close()
+		// Nobody waits for a detached exec: keep its stream (it carries
+		// no output, only the exit) to publish exec_die, as docker does.
 		ep.a = nil
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer a.Close()
+			if e, err := a.Wait(s.ctx); err == nil && e != nil {
+				ep.died(exitStatus(e))
+			}
+		}()
 	}
 	return ep, nil
 }

@@ -331,6 +331,11 @@ func TestEventsContainerLifecycle(t *testing.T) {
 	if r := d.run("exec", "ex", "sh", "-c", "exit 4"); r.Code != 4 {
 		t.Fatalf("exec exiting 4: %s", r)
 	}
+	d.must("exec", "-d", "ex", "sh", "-c", "exit 5") // nobody waits: exec_die all the same
+	waitFor(t, "the detached exec's exec_die", 10*time.Second, func() bool {
+		out := d.must("events", "--since", unixArg(begin), "--until", unixArg(time.Now()), "--filter", "event=exec_die", "--format", "{{.Actor.Attributes.exitCode}}")
+		return strings.Contains(out, "5\n")
+	})
 	d.must("pause", "ex")
 	d.must("unpause", "ex")
 	d.must("rename", "ex", "ex2")
@@ -373,7 +378,7 @@ func TestEventsContainerLifecycle(t *testing.T) {
 		}
 	}
 	execs := d.must(append([]string{"events", "--filter", "event=exec_create", "--format", "{{.Action}}"}, rangeArgs...)...)
-	if execs != "exec_create: sh -c exit 4\n" {
+	if execs != "exec_create: sh -c exit 4\nexec_create: sh -c exit 5\n" {
 		t.Errorf("events --filter event=exec_create: %q", execs)
 	}
 	if n := len(parseEvents(t, d.must(append([]string{"events", "--filter", "label=team=a", "--format", "json"}, rangeArgs...)...))); n != len(evs) {
