@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/skiff-containers/skiff/engine/metadata"
@@ -123,47 +122,7 @@ func (s *Service) commitImage(ctx context.Context, ns, name string, base metadat
 	if err != nil {
 		return metadata.Image{}, nil, err
 	}
-	cdesc := ocispec.Descriptor{MediaType: configType, Digest: digest.FromBytes(cdata), Size: int64(len(cdata))}
-	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: manifestType, Config: cdesc, Layers: layers}
-	mdata, err := json.Marshal(m)
-	if err != nil {
-		return metadata.Image{}, nil, err
-	}
-	mdesc := ocispec.Descriptor{MediaType: manifestType, Digest: digest.FromBytes(mdata), Size: int64(len(mdata))}
-	if err := l.addBlobs(cdesc.Digest, mdesc.Digest); err != nil {
-		return metadata.Image{}, nil, err
-	}
-	for _, b := range []struct {
-		desc ocispec.Descriptor
-		data []byte
-	}{{cdesc, cdata}, {mdesc, mdata}} {
-		if err := s.putBlob(ctx, b.desc, b.data); err != nil {
-			return metadata.Image{}, nil, err
-		}
-	}
-	p, err := s.loadParts(ctx, mdesc, "")
-	if err != nil {
-		return metadata.Image{}, nil, err
-	}
-	if err := s.unpack(ctx, p, l, func(Progress) {}); err != nil {
-		return metadata.Image{}, nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return metadata.Image{}, nil, err
-	}
-	rec := metadata.Image{Name: name, Target: mdesc}
-	if rec.Name == "" {
-		rec.Name = cdesc.Digest.String()
-	}
-	err = s.db.Update(func(tx *metadata.Tx) error {
-		var err error
-		rec, err = recordImage(tx, ns, rec)
-		return err
-	})
-	if err != nil {
-		return metadata.Image{}, nil, err
-	}
-	return rec, p, nil
+	return s.storeImage(ctx, ns, name, l, manifestType, configType, cdata, layers)
 }
 
 // commitConfigJSON encodes img with docker's top-level "comment" (the

@@ -91,13 +91,20 @@ func (s *Service) importImage(ctx context.Context, ns string, r io.Reader, name 
 	if err != nil {
 		return metadata.Image{}, nil, err
 	}
-	cdesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cdata), Size: int64(len(cdata))}
-	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest, Config: cdesc, Layers: []ocispec.Descriptor{layer}}
+	return s.storeImage(ctx, ns, name, l, ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageConfig, cdata, []ocispec.Descriptor{layer})
+}
+
+// storeImage writes the image configuration cdata and a manifest of
+// layers (already in the store under l) as manifestType and configType,
+// unpacks the image and records it as name (the config digest if empty).
+func (s *Service) storeImage(ctx context.Context, ns, name string, l *lease, manifestType, configType string, cdata []byte, layers []ocispec.Descriptor) (metadata.Image, *parts, error) {
+	cdesc := ocispec.Descriptor{MediaType: configType, Digest: digest.FromBytes(cdata), Size: int64(len(cdata))}
+	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: manifestType, Config: cdesc, Layers: layers}
 	mdata, err := json.Marshal(m)
 	if err != nil {
 		return metadata.Image{}, nil, err
 	}
-	mdesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(mdata), Size: int64(len(mdata))}
+	mdesc := ocispec.Descriptor{MediaType: manifestType, Digest: digest.FromBytes(mdata), Size: int64(len(mdata))}
 	if err := l.addBlobs(cdesc.Digest, mdesc.Digest); err != nil {
 		return metadata.Image{}, nil, err
 	}
