@@ -280,10 +280,8 @@ func (a *app) exportCommand() *cobra.Command {
 		Short: "Export a container's filesystem as a tar archive",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output == "" {
-				if _, tty := isTerminal(a.env.Stdout); tty {
-					return &statusError{code: exitGeneral, msg: "Error: cowardly refusing to save to a terminal. Use the -o flag or redirect"}
-				}
+			if err := a.refuseTerminal(output); err != nil {
+				return err
 			}
 			ctx, c, err := a.connect(cmd.Context())
 			if err != nil {
@@ -293,21 +291,6 @@ func (a *app) exportCommand() *cobra.Command {
 			if err != nil {
 				return a.fromDaemon(err)
 			}
-			w := a.env.Stdout
-			var tmp *os.File
-			if output != "" {
-				// Written next to the target and renamed at the end, so
-				// that a failed export leaves no partial file.
-				tmp, err = os.CreateTemp(filepath.Dir(output), ".skiff-export-*")
-				if err != nil {
-					return fmt.Errorf("failed to export container: %w", err)
-				}
-				defer func() {
-					tmp.Close()
-					os.Remove(tmp.Name())
-				}()
-				w = tmp
-			}
 			r := &chunkReader{recv: func() (*skiffv1.CopyChunk, error) {
 				ch, err := stream.Recv()
 				if err != nil && !errors.Is(err, io.EOF) {
@@ -315,26 +298,10 @@ func (a *app) exportCommand() *cobra.Command {
 				}
 				return ch, err
 			}}
-			if _, err := io.Copy(w, r); err != nil {
-				var de *daemonError
-				var ce *connectError
-				if errors.As(err, &de) || errors.As(err, &ce) {
-					return err
-				}
-				return fmt.Errorf("failed to export container: %w", err)
-			}
-			if tmp != nil {
-				if err := tmp.Chmod(0o644); err != nil {
-					return err
-				}
-				if err := tmp.Close(); err != nil {
-					return fmt.Errorf("failed to export container: %w", err)
-				}
-				if err := os.Rename(tmp.Name(), output); err != nil {
-					return fmt.Errorf("failed to export container: %w", err)
-				}
-			}
-			return nil
+			return a.writeArchive(output, "failed to export container", func(w io.Writer) error {
+				_, err := io.Copy(w, r)
+				return err
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")

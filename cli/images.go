@@ -385,10 +385,8 @@ func (a *app) saveCommand() *cobra.Command {
 		Short: "Save one or more images to a tar archive (streamed to STDOUT by default)",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output == "" {
-				if _, tty := isTerminal(a.env.Stdout); tty {
-					return &statusError{code: exitGeneral, msg: "Error: cowardly refusing to save to a terminal. Use the -o flag or redirect"}
-				}
+			if err := a.refuseTerminal(output); err != nil {
+				return err
 			}
 			ctx, c, err := a.connect(cmd.Context())
 			if err != nil {
@@ -398,48 +396,76 @@ func (a *app) saveCommand() *cobra.Command {
 			if err != nil {
 				return a.fromDaemon(err)
 			}
-			w := a.env.Stdout
-			var tmp *os.File
-			if output != "" {
-				// As docker: write next to the target, rename at the end.
-				tmp, err = os.CreateTemp(filepath.Dir(output), ".skiff-save-*")
-				if err != nil {
-					return fmt.Errorf("failed to save image: %w", err)
+			return a.writeArchive(output, "failed to save image", func(w io.Writer) error {
+				for {
+					chunk, err := stream.Recv()
+					if errors.Is(err, io.EOF) {
+						return nil
+					}
+					if err != nil {
+						return a.fromDaemon(err)
+					}
+					if _, err := w.Write(chunk.GetData()); err != nil {
+						return err
+					}
 				}
-				defer func() {
-					tmp.Close()
-					os.Remove(tmp.Name())
-				}()
-				w = tmp
-			}
-			for {
-				chunk, err := stream.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					return a.fromDaemon(err)
-				}
-				if _, err := w.Write(chunk.GetData()); err != nil {
-					return fmt.Errorf("failed to save image: %w", err)
-				}
-			}
-			if tmp != nil {
-				if err := tmp.Chmod(0o644); err != nil {
-					return err
-				}
-				if err := tmp.Close(); err != nil {
-					return fmt.Errorf("failed to save image: %w", err)
-				}
-				if err := os.Rename(tmp.Name(), output); err != nil {
-					return fmt.Errorf("failed to save image: %w", err)
-				}
-			}
-			return nil
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
 	return cmd
+}
+
+// refuseTerminal refuses to write an archive to stdout (no -o) when it is
+// a terminal, as docker does.
+func (a *app) refuseTerminal(output string) error {
+	if output == "" {
+		if _, tty := isTerminal(a.env.Stdout); tty {
+			return &statusError{code: exitGeneral, msg: "Error: cowardly refusing to save to a terminal. Use the -o flag or redirect"}
+		}
+	}
+	return nil
+}
+
+// writeArchive runs fill on stdout or, with output set, on a file made next
+// to output and renamed onto it at the end, as docker does, so that a
+// failure leaves no partial file. Errors other than the daemon's are
+// prefixed with failed ("failed to save image").
+func (a *app) writeArchive(output, failed string, fill func(io.Writer) error) error {
+	w := a.env.Stdout
+	var tmp *os.File
+	if output != "" {
+		var err error
+		if tmp, err = os.CreateTemp(filepath.Dir(output), ".skiff-archive-*"); err != nil {
+			return fmt.Errorf("%s: %w", failed, err)
+		}
+		defer func() {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}()
+		w = tmp
+	}
+	if err := fill(w); err != nil {
+		var de *daemonError
+		var ce *connectError
+		if errors.As(err, &de) || errors.As(err, &ce) {
+			return err
+		}
+		return fmt.Errorf("%s: %w", failed, err)
+	}
+	if tmp == nil {
+		return nil
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("%s: %w", failed, err)
+	}
+	if err := os.Rename(tmp.Name(), output); err != nil {
+		return fmt.Errorf("%s: %w", failed, err)
+	}
+	return nil
 }
 
 func (a *app) tagCommand() *cobra.Command {
