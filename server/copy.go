@@ -110,23 +110,9 @@ func (s *containersServer) CopyTo(stream grpc.ClientStreamingServer[skiffv1.Copy
 		pr.CloseWithError(errCopyEnded)
 		done <- err
 	}()
-	req := first
-	for {
-		if len(req.GetData()) > 0 {
-			if _, err := pw.Write(req.GetData()); err != nil {
-				break // CopyTo stopped reading: its result says why
-			}
-		}
-		req, err = stream.Recv()
-		if err == io.EOF {
-			pw.Close()
-			break
-		}
-		if err != nil {
-			pw.CloseWithError(err)
-			<-done
-			return err
-		}
+	if err := pumpUpload(pw, first.GetData(), func() ([]byte, error) { req, err := stream.Recv(); return req.GetData(), err }); err != nil {
+		<-done
+		return err
 	}
 	if err := <-done; err != nil {
 		return err

@@ -165,20 +165,9 @@ func (s *imagesServer) Load(stream grpc.ClientStreamingServer[skiffv1.LoadReques
 		pr.CloseWithError(errLoadEnded) // unblock the receiver if Load stopped early
 		done <- result{imgs, err}
 	}()
-	for {
-		req, err := stream.Recv()
-		if err == io.EOF {
-			pw.Close()
-			break
-		}
-		if err != nil {
-			pw.CloseWithError(err)
-			<-done
-			return err
-		}
-		if _, err := pw.Write(req.GetData()); err != nil {
-			break // Load stopped reading: its result says why
-		}
+	if err := pumpUpload(pw, nil, func() ([]byte, error) { req, err := stream.Recv(); return req.GetData(), err }); err != nil {
+		<-done
+		return err
 	}
 	res := <-done
 	if res.err != nil {
@@ -192,6 +181,30 @@ func (s *imagesServer) Load(stream grpc.ClientStreamingServer[skiffv1.LoadReques
 }
 
 var errLoadEnded = errors.New("load ended before the archive did")
+
+// pumpUpload writes data, then the data of every message recv returns, to
+// pw until the client's stream ends (pw is then closed) or the consumer
+// reading pw stops (its own result says why). A failed stream closes pw
+// with its error and returns it.
+func pumpUpload(pw *io.PipeWriter, data []byte, recv func() ([]byte, error)) error {
+	for {
+		if len(data) > 0 {
+			if _, err := pw.Write(data); err != nil {
+				return nil
+			}
+		}
+		var err error
+		data, err = recv()
+		if err == io.EOF {
+			pw.Close()
+			return nil
+		}
+		if err != nil {
+			pw.CloseWithError(err)
+			return err
+		}
+	}
+}
 
 // Save streams the archive the image service writes, in chunks.
 func (s *imagesServer) Save(req *skiffv1.SaveRequest, stream grpc.ServerStreamingServer[skiffv1.SaveChunk]) error {
@@ -327,23 +340,9 @@ func (s *imagesServer) Import(stream grpc.ClientStreamingServer[skiffv1.ImportRe
 		pr.CloseWithError(errImportEnded)
 		done <- result{img, err}
 	}()
-	req := first
-	for {
-		if len(req.GetData()) > 0 {
-			if _, err := pw.Write(req.GetData()); err != nil {
-				break // Import stopped reading: its result says why
-			}
-		}
-		req, err = stream.Recv()
-		if err == io.EOF {
-			pw.Close()
-			break
-		}
-		if err != nil {
-			pw.CloseWithError(err)
-			<-done
-			return err
-		}
+	if err := pumpUpload(pw, first.GetData(), func() ([]byte, error) { req, err := stream.Recv(); return req.GetData(), err }); err != nil {
+		<-done
+		return err
 	}
 	res := <-done
 	if res.err != nil {
