@@ -99,7 +99,13 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(work)
+	defer func() {
+		// podman's storage leaves its overlay directory bind-mounted.
+		if err := peers.UnmountUnder(work); err != nil {
+			cfg.Log("unmount under %s: %v", work, err)
+		}
+		os.RemoveAll(work)
+	}()
 	rep = &Report{Date: time.Now().UTC(), Machine: runtimebench.ReadMachine(), Versions: map[string]string{},
 		BigLayers: cfg.BigLayers, Containers: cfg.Containers}
 
