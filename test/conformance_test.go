@@ -363,6 +363,19 @@ func TestSharedMountNamespace(t *testing.T) {
 		t.Errorf("a missing bind source without a mount namespace: exit %d, stderr %s", code, stderr)
 	}
 
+	// A failing createRuntime hook: the create fails while the init, its
+	// root already built, waits; the init is killed before the bind goes.
+	hooked, spec := testutil.BusyboxBundle(t, "true")
+	spec.Linux.Namespaces = nil
+	spec.Hostname = ""
+	spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/false"}}}
+	testutil.WriteSpec(t, hooked, spec)
+	hookedID := testutil.ContainerID(t)
+	guard(t, rt, hookedID, hooked)
+	if _, stderr, code := rt.Run(testContext(t, 60*time.Second), "run", "--bundle", hooked, hookedID); code == 0 {
+		t.Errorf("a failing createRuntime hook without a mount namespace: exit 0, stderr %s", stderr)
+	}
+
 	// A user namespace needs a mount namespace to build the root in.
 	userns, spec := testutil.BusyboxBundle(t, "true")
 	spec.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.UserNamespace}}

@@ -217,6 +217,10 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *re
 	var (
 		sp  *spawned
 		mgr cgroups.Manager
+		// sharedRootfs and sharedRootfsMount are the runtime's bind of the
+		// rootfs for a container without a mount namespace (hostmount.go).
+		sharedRootfs      string
+		sharedRootfsMount uint64
 	)
 	defer func() {
 		if retErr == nil {
@@ -224,6 +228,12 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *re
 		}
 		if sp != nil {
 			sp.kill()
+		}
+		// After the init is gone: it can no longer mount under the bind.
+		if sharedRootfsMount != 0 {
+			if err := detachSharedRootfs(sharedRootfs, sharedRootfsMount); err != nil {
+				log.Warn("detach the container's root after failed create", "err", err)
+			}
 		}
 		if mgr != nil {
 			if err := mgr.Destroy(); err != nil {
@@ -383,18 +393,11 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *re
 
 	log.Debug("cgroup set up", "took", time.Since(started))
 	rootfsPath := spec.RootfsPath(s, bundle)
-	var sharedRootfsMount uint64 // hostmount.go
 	if !newMountNS {
-		if rootfsPath, sharedRootfsMount, err = bindSharedRootfs(rootfsPath); err != nil {
+		if sharedRootfs, sharedRootfsMount, err = bindSharedRootfs(rootfsPath); err != nil {
 			return nil, fmt.Errorf("container %q: %w", id, err)
 		}
-		defer func() {
-			if retErr != nil {
-				if err := detachSharedRootfs(rootfsPath, sharedRootfsMount); err != nil {
-					log.Warn("detach the container's root after failed create", "err", err)
-				}
-			}
-		}()
+		rootfsPath = sharedRootfs
 	}
 	cfg := &initproc.Config{
 		ID:            id,
