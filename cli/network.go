@@ -499,13 +499,7 @@ func (a *app) networkPruneCommand() *cobra.Command {
 			if err != nil {
 				return a.fromDaemon(err)
 			}
-			if len(resp.GetDeleted()) > 0 {
-				fmt.Fprintln(a.env.Stdout, "Deleted Networks:")
-				for _, n := range resp.GetDeleted() {
-					fmt.Fprintln(a.env.Stdout, n)
-				}
-				fmt.Fprintln(a.env.Stdout)
-			}
+			a.printDeleted("Networks", resp.GetDeleted())
 			return nil
 		},
 	}

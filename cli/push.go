@@ -413,13 +413,7 @@ func (a *app) systemPruneCommand() *cobra.Command {
 				}
 				removed = append(removed, ct.GetId())
 			}
-			if len(removed) > 0 {
-				fmt.Fprintln(a.env.Stdout, "Deleted Containers:")
-				for _, id := range removed {
-					fmt.Fprintln(a.env.Stdout, id)
-				}
-				fmt.Fprintln(a.env.Stdout)
-			}
+			a.printDeleted("Containers", removed)
 			var space int64
 			if volumes {
 				conn, err := a.dial()
@@ -430,13 +424,7 @@ func (a *app) systemPruneCommand() *cobra.Command {
 				if err != nil {
 					return a.fromDaemon(err)
 				}
-				if len(resp.GetDeleted()) > 0 {
-					fmt.Fprintln(a.env.Stdout, "Deleted Volumes:")
-					for _, n := range resp.GetDeleted() {
-						fmt.Fprintln(a.env.Stdout, n)
-					}
-					fmt.Fprintln(a.env.Stdout)
-				}
+				a.printDeleted("Volumes", resp.GetDeleted())
 				space += resp.GetSpaceReclaimed()
 			}
 			n, err := a.pruneImages(ctx, c, all)

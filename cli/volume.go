@@ -302,13 +302,7 @@ func (a *app) volumePruneCommand() *cobra.Command {
 			if err != nil {
 				return a.fromDaemon(err)
 			}
-			if len(resp.GetDeleted()) > 0 {
-				fmt.Fprintln(a.env.Stdout, "Deleted Volumes:")
-				for _, n := range resp.GetDeleted() {
-					fmt.Fprintln(a.env.Stdout, n)
-				}
-				fmt.Fprintln(a.env.Stdout)
-			}
+			a.printDeleted("Volumes", resp.GetDeleted())
 			fmt.Fprintf(a.env.Stdout, "Total reclaimed space: %s\n", humanSize(float64(resp.GetSpaceReclaimed())))
 			return nil
 		},
@@ -327,6 +321,19 @@ func (a *app) confirmPrune(what, warning string) error {
 		return &statusError{code: exitGeneral, msg: "Error: " + what + " prune has been cancelled"}
 	}
 	return nil
+}
+
+// printDeleted prints docker's "Deleted WHAT:" block of a prune, if
+// anything was.
+func (a *app) printDeleted(what string, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	fmt.Fprintln(a.env.Stdout, "Deleted "+what+":")
+	for _, n := range names {
+		fmt.Fprintln(a.env.Stdout, n)
+	}
+	fmt.Fprintln(a.env.Stdout)
 }
 
 func confirmed(in io.Reader) bool {
