@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -373,41 +372,14 @@ func (s *containersServer) Attach(stream skiffv1.Containers_AttachServer) error 
 	}
 
 	// Input: until the client ends its side or the call ends.
-	go func() {
-		for {
-			in, err := stream.Recv()
-			if err != nil {
-				if stdinW != nil {
-					if errors.Is(err, io.EOF) {
-						stdinW.Close()
-					} else {
-						stdinW.CloseWithError(err)
-					}
-				}
-				return
-			}
-			switch m := in.GetMsg().(type) {
-			case *skiffv1.AttachInput_Stdin:
-				if stdinW != nil {
-					stdinW.Write(m.Stdin)
-				}
-			case *skiffv1.AttachInput_CloseStdin:
-				if m.CloseStdin {
-					if stdinW != nil {
-						stdinW.Close()
-					}
-					if !start.GetCloseStdinOnEof() {
-						a.CloseStdin(ctx)
-					}
-				}
-			case *skiffv1.AttachInput_Resize:
-				r := m.Resize
-				if r.GetWidth() <= 0xffff && r.GetHeight() <= 0xffff {
-					a.Resize(uint16(r.GetWidth()), uint16(r.GetHeight()))
-				}
-			}
+	go relayInput(func() (clientInput, error) {
+		in, err := stream.Recv()
+		return clientInput{in.GetStdin(), in.GetCloseStdin(), in.GetResize()}, err
+	}, stdinW, func() {
+		if !start.GetCloseStdinOnEof() {
+			a.CloseStdin(ctx)
 		}
-	}()
+	}, a.Resize)
 
 	exit, err := a.Wait(ctx)
 	if err != nil {

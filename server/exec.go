@@ -68,36 +68,10 @@ func (s *containersServer) Exec(stream skiffv1.Containers_ExecServer) error {
 	// Input: until the client ends its side or the call ends. The
 	// client's going away (or detaching) is not the end of the input: the
 	// process's stdin stays open.
-	go func() {
-		for {
-			in, err := stream.Recv()
-			if err != nil {
-				if stdinW != nil {
-					if errors.Is(err, io.EOF) {
-						stdinW.Close()
-					} else {
-						stdinW.CloseWithError(err)
-					}
-				}
-				return
-			}
-			switch m := in.GetMsg().(type) {
-			case *skiffv1.ExecInput_Stdin:
-				if stdinW != nil {
-					stdinW.Write(m.Stdin)
-				}
-			case *skiffv1.ExecInput_CloseStdin:
-				if m.CloseStdin && stdinW != nil {
-					stdinW.Close()
-				}
-			case *skiffv1.ExecInput_Resize:
-				r := m.Resize
-				if r.GetWidth() <= 0xffff && r.GetHeight() <= 0xffff {
-					p.Resize(uint16(r.GetWidth()), uint16(r.GetHeight()))
-				}
-			}
-		}
-	}()
+	go relayInput(func() (clientInput, error) {
+		in, err := stream.Recv()
+		return clientInput{in.GetStdin(), in.GetCloseStdin(), in.GetResize()}, err
+	}, stdinW, nil, p.Resize)
 
 	exit, err := p.Wait(ctx)
 	if err != nil {
@@ -212,4 +186,49 @@ func (s *containersServer) Stats(req *skiffv1.StatsRequest, stream skiffv1.Conta
 			BlockWrite:  st.BlockWrite,
 		})
 	})
+}
+
+// clientInput is one message of an attach or exec input stream: stdin
+// data, the closing of stdin, or a terminal resize.
+type clientInput struct {
+	stdin      []byte
+	closeStdin bool
+	resize     *skiffv1.ResizeRequest
+}
+
+// relayInput copies the client's input, read by recv, until the stream
+// ends: stdin into stdinW (nil: the process takes none; at the stream's
+// end it is closed, with the error if it failed), closing stdin through
+// stdinW and then onCloseStdin (if set), and resizes to resize.
+func relayInput(recv func() (clientInput, error), stdinW *io.PipeWriter, onCloseStdin func(), resize func(width, height uint16) error) {
+	for {
+		in, err := recv()
+		if err != nil {
+			if stdinW != nil {
+				if errors.Is(err, io.EOF) {
+					stdinW.Close()
+				} else {
+					stdinW.CloseWithError(err)
+				}
+			}
+			return
+		}
+		switch {
+		case in.stdin != nil:
+			if stdinW != nil {
+				stdinW.Write(in.stdin)
+			}
+		case in.closeStdin:
+			if stdinW != nil {
+				stdinW.Close()
+			}
+			if onCloseStdin != nil {
+				onCloseStdin()
+			}
+		case in.resize != nil:
+			if r := in.resize; r.GetWidth() <= 0xffff && r.GetHeight() <= 0xffff {
+				resize(uint16(r.GetWidth()), uint16(r.GetHeight()))
+			}
+		}
+	}
 }
