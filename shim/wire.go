@@ -434,49 +434,8 @@ func (d *jsonDecoder) rawString() (string, error) {
 			return "", errJSONSyntax
 		case c == '\\':
 			out = append(out, d.b[start:d.i]...)
-			d.i++
-			if d.i >= len(d.b) {
-				return "", errJSONSyntax
-			}
-			e := d.b[d.i]
-			d.i++
-			switch e {
-			case '"', '\\', '/':
-				out = append(out, e)
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				r, ok := d.hex4()
-				if !ok {
-					return "", errJSONSyntax
-				}
-				if r >= 0xd800 && r < 0xdc00 {
-					// A high surrogate: a low one must follow, else U+FFFD.
-					save := d.i
-					if d.i+1 < len(d.b) && d.b[d.i] == '\\' && d.b[d.i+1] == 'u' {
-						d.i += 2
-						if r2, ok := d.hex4(); ok && r2 >= 0xdc00 && r2 < 0xe000 {
-							r = 0x10000 + (r-0xd800)<<10 + (r2 - 0xdc00)
-						} else {
-							d.i = save
-							r = utf8.RuneError
-						}
-					} else {
-						r = utf8.RuneError
-					}
-				} else if r >= 0xdc00 && r < 0xe000 {
-					r = utf8.RuneError
-				}
-				out = utf8.AppendRune(out, r)
-			default:
+			var ok bool
+			if out, d.i, ok = jsonstr.AppendUnescaped(out, d.b, d.i+1); !ok {
 				return "", errJSONSyntax
 			}
 			start = d.i
@@ -495,27 +454,6 @@ func (d *jsonDecoder) rawString() (string, error) {
 		}
 	}
 	return "", errJSONSyntax
-}
-
-func (d *jsonDecoder) hex4() (rune, bool) {
-	if d.i+4 > len(d.b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range d.b[d.i : d.i+4] {
-		switch {
-		case c >= '0' && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	d.i += 4
-	return r, true
 }
 
 // skip reads any value.

@@ -29,3 +29,38 @@ func FuzzAppend(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendUnescaped decodes escapes as encoding/json does, surrogates
+// that are not a pair included.
+func TestAppendUnescaped(t *testing.T) {
+	for _, esc := range []string{
+		`\n`, `\"`, `\/`, `\u00e9`, `\ud83d\ude00`, `\ud83d`, `\ude00`, `\ud83dx`,
+		`\ud83d\u0041`, `\ud83d\ud83d\ude00`, `\ude00\ud83d`,
+	} {
+		var want string
+		if err := json.Unmarshal([]byte(`"`+esc+`"`), &want); err != nil {
+			t.Fatalf("encoding/json refuses %q: %v", esc, err)
+		}
+		var got []byte
+		b := []byte(esc)
+		for i := 0; i < len(b); {
+			if b[i] != '\\' {
+				got = append(got, b[i])
+				i++
+				continue
+			}
+			var ok bool
+			if got, i, ok = AppendUnescaped(got, b, i+1); !ok {
+				t.Fatalf("%q: refused at %d", esc, i)
+			}
+		}
+		if string(got) != want {
+			t.Errorf("%q: got %q, encoding/json %q", esc, got, want)
+		}
+	}
+	for _, bad := range []string{`\`, `\x`, `\u12`, `\u12g4`} {
+		if _, _, ok := AppendUnescaped(nil, []byte(bad), 1); ok {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -29,7 +29,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/skiff-containers/skiff/internal/jsonstr"
@@ -517,48 +516,8 @@ func (d *decoder) strEscaped(start int) ([]byte, error) {
 			d.buf = out
 			return out, nil
 		case c == '\\':
-			d.i++
-			if d.i >= len(d.data) {
-				return nil, errFallback
-			}
-			e := d.data[d.i]
-			d.i++
-			switch e {
-			case '"', '\\', '/':
-				out = append(out, e)
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				r, ok := d.hex4()
-				if !ok {
-					return nil, errFallback
-				}
-				if utf16.IsSurrogate(r) {
-					// Only a well-formed pair; encoding/json has its
-					// own ways with the rest.
-					if !bytes.HasPrefix(d.data[d.i:], []byte(`\u`)) {
-						return nil, errFallback
-					}
-					d.i += 2
-					r2, ok := d.hex4()
-					if !ok {
-						return nil, errFallback
-					}
-					r = utf16.DecodeRune(r, r2)
-					if r == utf8.RuneError {
-						return nil, errFallback
-					}
-				}
-				out = utf8.AppendRune(out, r)
-			default:
+			var ok bool
+			if out, d.i, ok = jsonstr.AppendUnescaped(out, d.data, d.i+1); !ok {
 				return nil, errFallback
 			}
 		case c < 0x20:
@@ -576,28 +535,6 @@ func (d *decoder) strEscaped(start int) ([]byte, error) {
 		}
 	}
 	return nil, errFallback
-}
-
-func (d *decoder) hex4() (rune, bool) {
-	if d.i+4 > len(d.data) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range d.data[d.i : d.i+4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r*16 + rune(c)
-	}
-	d.i += 4
-	return r, true
 }
 
 // number reads a number literal, checking JSON's grammar.
