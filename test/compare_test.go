@@ -37,6 +37,10 @@ type probe struct {
 
 func (p probe) run(t *testing.T) {
 	oracle, subject := newRuntimes(t)
+	// skiff-runtime starts most inits without a second Go program
+	// (runtime/cloneinit); its exec'd Go init must see the same.
+	execInit := testutil.NewRuntime(t, runtimeUnderTest+" (exec init)", skiffBin)
+	execInit.Env = []string{"SKIFF_RUNTIME_EXEC_INIT=1"}
 	bundle, spec := testutil.BusyboxBundle(t, p.args...)
 	if p.mutate != nil {
 		p.mutate(t, bundle, spec)
@@ -44,9 +48,9 @@ func (p probe) run(t *testing.T) {
 	testutil.WriteSpec(t, bundle, spec)
 	ctx := testContext(t, 60*time.Second)
 
-	var outs [2]string
-	var codes [2]int
-	for i, rt := range []*testutil.Runtime{oracle, subject} {
+	runtimes := []*testutil.Runtime{oracle, subject, execInit}
+	outs := make([]string, len(runtimes))
+	for i, rt := range runtimes {
 		id := testutil.ContainerID(t)
 		guard(t, rt, id, bundle)
 		args := append(append([]string{"run", "--bundle", bundle}, p.runArgs...), id)
@@ -60,7 +64,7 @@ func (p probe) run(t *testing.T) {
 		if p.normalize != nil {
 			out = p.normalize(out)
 		}
-		outs[i], codes[i] = out, res.ExitCode
+		outs[i] = out
 		if res.ExitCode != p.wantExit {
 			t.Errorf("%s run %q: exit code %d, want %d; stderr: %s", rt, p.args, res.ExitCode, p.wantExit, res.Stderr)
 		}
@@ -68,8 +72,10 @@ func (p probe) run(t *testing.T) {
 	if p.check != nil {
 		p.check(t, outs[0])
 	}
-	if outs[0] != outs[1] {
-		t.Errorf("%q sees different things under runc and %s:\n%s", p.args, runtimeUnderTest, lineDiff(outs[0], outs[1]))
+	for i, rt := range runtimes[1:] {
+		if outs[0] != outs[i+1] {
+			t.Errorf("%q sees different things under runc and %s:\n%s", p.args, rt, lineDiff(outs[0], outs[i+1]))
+		}
 	}
 }
 

@@ -161,7 +161,10 @@ func (g *globals) setup() error {
 }
 
 func (g *globals) runtime() *container.Runtime {
-	return &container.Runtime{Root: g.root, Logger: g.logger}
+	// SKIFF_RUNTIME_EXEC_INIT=1 starts every init as a second Go program,
+	// the way that covers every config (runtime/cloneinit covers most).
+	execInit := os.Getenv("SKIFF_RUNTIME_EXEC_INIT") == "1"
+	return &container.Runtime{Root: g.root, Logger: g.logger, ExecInit: execInit}
 }
 
 func exactArgs(n int, usage string) cobra.PositionalArgs {

@@ -186,6 +186,9 @@ func capName(n int) string {
 }
 
 // lastCap returns the highest capability number the running kernel knows.
+// LastCap is the running kernel's highest capability number.
+func LastCap() (int, error) { return lastCap() }
+
 func lastCap() (int, error) {
 	const file = "/proc/sys/kernel/cap_last_cap"
 	b, err := os.ReadFile(file)
@@ -290,6 +293,14 @@ func (s *Set) Apply() error {
 // within the old inheritable set plus the bounding set (and plus the old
 // permitted set unless CAP_SETPCAP is effective). "" if it cannot tell.
 func (s *Set) whyNotPermitted() string {
+	return s.WhyNotPermittedAfter(^uint64(0))
+}
+
+// WhyNotPermittedAfter is whyNotPermitted for a process that has the calling
+// thread's capabilities but had its bounding set cut to bounding before
+// capset (runtime/cloneinit's clone, whose own sets the caller cannot read
+// once it has failed and exited).
+func (s *Set) WhyNotPermittedAfter(bounding uint64) string {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var cur [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &cur[0]); err != nil {
@@ -308,6 +319,10 @@ func (s *Set) whyNotPermitted() string {
 			bnd |= 1 << uint(n)
 		}
 	}
+	return s.explain(perm, inh, eff, bnd&bounding)
+}
+
+func (s *Set) explain(perm, inh, eff, bnd uint64) string {
 	var why []string
 	if bad := s.Permitted &^ perm; bad != 0 {
 		why = append(why, fmt.Sprintf("permitted %s not held by the calling thread (the caller itself lacks them, or they were dropped earlier)", list(bad)))

@@ -26,11 +26,13 @@ import (
 
 	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/runtime/cgroups"
+	"github.com/skiff-containers/skiff/runtime/cloneinit"
 	"github.com/skiff-containers/skiff/runtime/console"
 	"github.com/skiff-containers/skiff/runtime/hooks"
 	"github.com/skiff-containers/skiff/runtime/idmap"
 	"github.com/skiff-containers/skiff/runtime/initproc"
 	"github.com/skiff-containers/skiff/runtime/procattr"
+	"github.com/skiff-containers/skiff/runtime/rootfs"
 	"github.com/skiff-containers/skiff/runtime/seccomp"
 	"github.com/skiff-containers/skiff/runtime/spec"
 )
@@ -46,6 +48,13 @@ type Runtime struct {
 	// /proc/self/exe unless set.
 	Exe    string
 	Logger *slog.Logger
+	// ExecInit starts every container's init as `skiff-runtime init` (a
+	// second Go program), never the fast way of runtime/cloneinit.
+	ExecInit bool
+
+	// clones are the Plans of inits started by runtime/cloneinit: they run
+	// on that memory until their execve, so it stays reachable.
+	clones []*cloneinit.Plan
 }
 
 func (r *Runtime) logger() *slog.Logger {
@@ -367,13 +376,19 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *re
 		}
 	}
 	started := time.Now()
-	sp, err = r.spawn(spawnReq{
-		extra: extra,
-		id:    id, what: "init process", dir: bundle, nsReq: req.String(), cloneflags: cloneflags, linux: s.Linux,
-		preserveFDs: opts.PreserveFDs,
-		files:       files,
-		stdin:       opts.Stdin, stdout: opts.Stdout, stderr: opts.Stderr,
-	})
+	// The fast way where it can: no second Go program (cloneinit.go).
+	var ci *clonedInit
+	if r.canCloneInit(s, &opts, cloneflags, len(idmapFiles) > 0) {
+		sp, ci, err = r.cloneInit(id, s, &opts, cloneflags, newCgroupNS, fifo, seccompBPF)
+	} else {
+		sp, err = r.spawn(spawnReq{
+			extra: extra,
+			id:    id, what: "init process", dir: bundle, nsReq: req.String(), cloneflags: cloneflags, linux: s.Linux,
+			preserveFDs: opts.PreserveFDs,
+			files:       files,
+			stdin:       opts.Stdin, stdout: opts.Stdout, stderr: opts.Stderr,
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -399,58 +414,69 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *re
 		}
 		rootfsPath = sharedRootfs
 	}
-	cfg := &initproc.Config{
-		ID:            id,
-		Bundle:        bundle,
-		Rootfs:        rootfsPath,
-		Spec:          s,
-		NoPivot:       opts.NoPivot,
-		NoNewKeyring:  opts.NoNewKeyring,
-		PreserveFDs:   opts.PreserveFDs,
-		CgroupPaths:   mgr.Paths(),
-		NewMountNS:    newMountNS,
-		SharedMountNS: !newMountNS,
-		NewUTSNS:      newUTS,
-		NewCgroupNS:   newCgroupNS,
-		UserNS:        userNS,
-		SeccompBPF:    seccompBPF,
-	}
-	switch {
-	case len(idmapFiles) > 0 && userNS:
-		trees, err := idmap.OpenTrees("/proc/"+strconv.Itoa(pid)+"/ns/mnt", bundle, s, idmapFiles)
+	if ci != nil {
+		hostNS, err := os.Readlink("/proc/self/ns/mnt")
 		if err != nil {
-			return nil, fmt.Errorf("container %q: %w", id, err)
+			return nil, fmt.Errorf("read the runtime's mount namespace: %w", err)
 		}
-		defer idmap.CloseAll(trees) // the init has its copies once configured
-		sp.idmapTrees = trees
-		for i := range trees {
-			cfg.IDMapTrees = append(cfg.IDMapTrees, i)
+		rc := &rootfs.Config{Spec: s, Rootfs: rootfsPath, CgroupPaths: mgr.Paths(), CgroupNS: newCgroupNS, HostMountNS: hostNS, InitPid: pid}
+		if err := ci.build(rc, s, bundle, newUTS); err != nil {
+			return nil, err
 		}
-		sort.Ints(cfg.IDMapTrees)
-		log.Debug("ID-mapped trees made", "count", len(trees), "took", time.Since(started))
-	case len(idmapFiles) > 0:
-		cfg.IDMapFDs = map[int]int{}
-		for i, f := range idmapFiles {
-			cfg.IDMapFDs[i] = sp.extraFDs[extraIndex[f]]
+	} else {
+		cfg := &initproc.Config{
+			ID:            id,
+			Bundle:        bundle,
+			Rootfs:        rootfsPath,
+			Spec:          s,
+			NoPivot:       opts.NoPivot,
+			NoNewKeyring:  opts.NoNewKeyring,
+			PreserveFDs:   opts.PreserveFDs,
+			CgroupPaths:   mgr.Paths(),
+			NewMountNS:    newMountNS,
+			SharedMountNS: !newMountNS,
+			NewUTSNS:      newUTS,
+			NewCgroupNS:   newCgroupNS,
+			UserNS:        userNS,
+			SeccompBPF:    seccompBPF,
 		}
-	}
-	if cfg.HostMountNS, err = os.Readlink("/proc/self/ns/mnt"); err != nil {
-		return nil, fmt.Errorf("read the runtime's mount namespace: %w", err)
-	}
-	onHooks := func() error {
-		// prestart was defined as running "after the start operation is
-		// called": its state says created, as crun's does and as the OCI
-		// validation suite expects; createRuntime runs while creating.
-		st := func(status specs.ContainerState) *specs.State {
-			return &specs.State{Version: specs.Version, ID: id, Status: status, Pid: pid, Bundle: bundle, Annotations: s.Annotations}
+		switch {
+		case len(idmapFiles) > 0 && userNS:
+			trees, err := idmap.OpenTrees("/proc/"+strconv.Itoa(pid)+"/ns/mnt", bundle, s, idmapFiles)
+			if err != nil {
+				return nil, fmt.Errorf("container %q: %w", id, err)
+			}
+			defer idmap.CloseAll(trees) // the init has its copies once configured
+			sp.idmapTrees = trees
+			for i := range trees {
+				cfg.IDMapTrees = append(cfg.IDMapTrees, i)
+			}
+			sort.Ints(cfg.IDMapTrees)
+			log.Debug("ID-mapped trees made", "count", len(trees), "took", time.Since(started))
+		case len(idmapFiles) > 0:
+			cfg.IDMapFDs = map[int]int{}
+			for i, f := range idmapFiles {
+				cfg.IDMapFDs[i] = sp.extraFDs[extraIndex[f]]
+			}
 		}
-		if err := hooks.Run(ctx, hooks.Prestart, s.Hooks.Prestart, st(specs.StateCreated)); err != nil {
-			return err
+		if cfg.HostMountNS, err = os.Readlink("/proc/self/ns/mnt"); err != nil {
+			return nil, fmt.Errorf("read the runtime's mount namespace: %w", err)
 		}
-		return hooks.Run(ctx, hooks.CreateRuntime, s.Hooks.CreateRuntime, st(specs.StateCreating))
-	}
-	if err := sp.configure(cfg, log, onHooks); err != nil {
-		return nil, err
+		onHooks := func() error {
+			// prestart was defined as running "after the start operation is
+			// called": its state says created, as crun's does and as the OCI
+			// validation suite expects; createRuntime runs while creating.
+			st := func(status specs.ContainerState) *specs.State {
+				return &specs.State{Version: specs.Version, ID: id, Status: status, Pid: pid, Bundle: bundle, Annotations: s.Annotations}
+			}
+			if err := hooks.Run(ctx, hooks.Prestart, s.Hooks.Prestart, st(specs.StateCreated)); err != nil {
+				return err
+			}
+			return hooks.Run(ctx, hooks.CreateRuntime, s.Hooks.CreateRuntime, st(specs.StateCreating))
+		}
+		if err := sp.configure(cfg, log, onHooks); err != nil {
+			return nil, err
+		}
 	}
 	log.Debug("init ready", "took", time.Since(started))
 

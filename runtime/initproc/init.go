@@ -359,7 +359,7 @@ func setupProcess(cfg *Config, sync io.ReadWriter) (string, error) {
 	}
 	if _, ok := os.LookupEnv("HOME"); !ok {
 		// As runc: HOME from the container's /etc/passwd, else "/".
-		if err := os.Setenv("HOME", homeDir(p.User.UID)); err != nil {
+		if err := os.Setenv("HOME", HomeDir(p.User.UID)); err != nil {
 			return "", err
 		}
 	}
@@ -549,9 +549,9 @@ func loadSeccomp(cfg *Config, sync io.ReadWriter) error {
 	return nil
 }
 
-// homeDir looks uid up in the container's /etc/passwd (we are inside its
-// root by now) and returns its home directory, or "/".
-func homeDir(uid uint32) string {
+// HomeDir looks uid up in the container's /etc/passwd (the caller is inside
+// its root by now) and returns its home directory, or "/".
+func HomeDir(uid uint32) string {
 	b, err := os.ReadFile("/etc/passwd")
 	if err != nil {
 		return "/"

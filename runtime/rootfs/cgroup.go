@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/moby/sys/mountinfo"
@@ -111,7 +112,11 @@ func (p *preparer) mountCgroup1(e *mountEntry) error {
 	if err != nil {
 		return fmt.Errorf("%s: read mountinfo: %w", e.name(), err)
 	}
-	f, err := os.Open("/proc/self/cgroup")
+	self := "/proc/self/cgroup"
+	if p.cfg.InitPid != 0 {
+		self = "/proc/" + strconv.Itoa(p.cfg.InitPid) + "/cgroup"
+	}
+	f, err := os.Open(self)
 	if err != nil {
 		return fmt.Errorf("%s: %w", e.name(), err)
 	}

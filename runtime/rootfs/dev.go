@@ -49,8 +49,11 @@ func containerDevices(spec *specs.Spec) []specs.LinuxDevice {
 	return devs
 }
 
-// needsDevSetup reports whether Prepare fills /dev: always, unless /dev is a
-// bind mount (then it is the caller's own /dev), as in runc.
+// NeedsDevSetup reports whether Prepare fills /dev: always, unless /dev is a
+// bind mount (then it is the caller's own /dev), as in runc. Stdio on the
+// host's /dev/null is then reopened on the container's.
+func NeedsDevSetup(spec *specs.Spec) bool { return needsDevSetup(spec) }
+
 func needsDevSetup(spec *specs.Spec) bool {
 	for _, m := range spec.Mounts {
 		opts, _ := parseMountOptions(m.Options) // errors surface when the mount is made

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -180,7 +181,19 @@ func (p *preparer) mountProcSys(e *mountEntry) (string, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return "", fmt.Errorf("%w: %s must be mounted on an ordinary directory, %s is not one", errdefs.ErrInvalidArgument, e.fstype, resolved)
 	}
-	err = p.mountAt(f, resolved, e.source, e.fstype, e.opts.flags, e.opts.data)
+	data := e.opts.data
+	if e.fstype == "proc" && p.cfg.InitPid != 0 {
+		// The mounting thread is in the runtime's pid namespace: name the
+		// init's.
+		if data != "" {
+			data += ","
+		}
+		data += "pidns=/proc/" + strconv.Itoa(p.cfg.InitPid) + "/ns/pid"
+	}
+	err = p.mountAt(f, resolved, e.source, e.fstype, e.opts.flags, data)
+	if err != nil && e.fstype == "proc" && p.cfg.InitPid != 0 && errors.Is(err, unix.EINVAL) {
+		return "", fmt.Errorf("%w: %w", ErrProcPidns, err)
+	}
 	if err != nil && e.fstype == "sysfs" && p.cfg.UserNS && errors.Is(err, unix.EPERM) {
 		// A user namespace that does not own a network namespace may not
 		// mount sysfs: bind the host's /sys instead, as runc does.

@@ -63,7 +63,19 @@ type Config struct {
 	// rootfs like any other, and does not close them. It takes precedence
 	// over IDMapFDs.
 	IDMapTrees map[int]int
+	// InitPid, if set, says the setup runs outside the container's init:
+	// on a thread of the runtime that has joined the init's mount, network,
+	// IPC, UTS and cgroup namespaces (runtime/cloneinit), not in the init
+	// itself. procfs is then mounted for the init's pid namespace (the
+	// kernel's pidns= option; ErrProcPidns where the kernel lacks it), the
+	// cgroups are read from /proc/InitPid/cgroup, and Finalize leaves
+	// stdio alone (the init reopens /dev/null itself).
+	InitPid int
 }
+
+// ErrProcPidns is Prepare's error, with InitPid set, on a kernel that cannot
+// mount procfs for another process's pid namespace.
+var ErrProcPidns = errors.New("this kernel cannot mount procfs for another pid namespace (the pidns= option needs Linux 6.18)")
 
 // preparer carries the state of one Prepare call.
 type preparer struct {
@@ -96,7 +108,9 @@ func rootfsPropagation(spec *specs.Spec) string {
 // mount namespace belongs to that new user namespace: the kernel refuses it
 // mounts anywhere else.
 func checkPrivateMountNS(host string) error {
-	self, err := os.Readlink("/proc/self/ns/mnt")
+	// thread-self: the caller may be a thread that joined the container's
+	// namespace (Config.InitPid).
+	self, err := os.Readlink("/proc/thread-self/ns/mnt")
 	if err != nil {
 		return fmt.Errorf("%w: cannot tell which mount namespace this is: %w", errdefs.ErrFailedPrecondition, err)
 	}
@@ -343,7 +357,7 @@ func Finalize(c *Config) error {
 	if err != nil {
 		return err
 	}
-	if needsDevSetup(c.Spec) {
+	if needsDevSetup(c.Spec) && c.InitPid == 0 {
 		if err := reopenDevNull(); err != nil {
 			return err
 		}

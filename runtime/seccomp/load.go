@@ -86,6 +86,17 @@ func (f *Filter) Load() (notifyFd int, err error) {
 	return install(f.prog)
 }
 
+// Program returns the compiled filter for a caller that installs it with
+// its own seccomp(2) call (runtime/cloneinit): the instructions, the
+// SECCOMP_FILTER_FLAG_* flags, and whether it makes a notify listener. No
+// instructions: seccomp is off.
+func (f *Filter) Program() (insns []unix.SockFilter, flags uintptr, notify bool) {
+	if f == nil || f.prog == nil {
+		return nil, 0, false
+	}
+	return f.prog.insns, f.prog.flags, f.prog.notify
+}
+
 // install hands prog to seccomp(SECCOMP_SET_MODE_FILTER).
 func install(prog *program) (int, error) {
 	fprog := unix.SockFprog{Len: uint16(len(prog.insns)), Filter: &prog.insns[0]}

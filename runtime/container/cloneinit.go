@@ -1,0 +1,337 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/skiff-containers/skiff/errdefs"
+	"github.com/skiff-containers/skiff/runtime/caps"
+	"github.com/skiff-containers/skiff/runtime/cloneinit"
+	"github.com/skiff-containers/skiff/runtime/initproc"
+	"github.com/skiff-containers/skiff/runtime/rootfs"
+	"github.com/skiff-containers/skiff/runtime/seccomp"
+	"github.com/skiff-containers/skiff/runtime/spec"
+)
+
+// canCloneInit reports whether the container's init can start the fast way
+// (runtime/cloneinit): cloned into new namespaces only, with a mount
+// namespace of its own and pivot_root, and nothing that needs a Go program
+// inside the container (hooks run there, a console, a seccomp agent, the
+// scheduler and other per-thread attributes, ID-mapped mounts).
+func (r *Runtime) canCloneInit(s *specs.Spec, opts *CreateOpts, cloneflags uintptr, idmapped bool) bool {
+	if !cloneinit.Supported || r.ExecInit || !kernelAtLeast(6, 18) {
+		// 6.18 mounts procfs for another pid namespace (rootfs.ErrProcPidns).
+		return false
+	}
+	if cloneflags&unix.CLONE_NEWNS == 0 || opts.NoPivot || idmapped {
+		return false
+	}
+	p := s.Process
+	if p.Terminal || p.Scheduler != nil || p.IOPriority != nil || p.ExecCPUAffinity != nil || s.Linux.Personality != nil {
+		return false
+	}
+	if h := s.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer)+len(h.StartContainer) > 0 {
+		return false
+	}
+	if sc := s.Linux.Seccomp; sc != nil && sc.ListenerPath != "" {
+		return false
+	}
+	for _, f := range []*os.File{opts.Stdin, opts.Stdout, opts.Stderr} {
+		if f != nil && f.Fd() < 3 && f != os.Stdin && f != os.Stdout && f != os.Stderr {
+			return false
+		}
+	}
+	return true
+}
+
+// clonedInit is an init started by cloneinit, and what building its
+// container needs.
+type clonedInit struct {
+	plan  *cloneinit.Plan
+	pidfd int
+	// nsflags are the namespaces the building thread joins.
+	nsflags uintptr
+	// exe and home are found inside the built root for the init.
+	exe, home string
+}
+
+// cloneInit clones the container's init (see canCloneInit). The Plan is kept
+// by r until the runtime exits: the init runs on its memory until execve.
+func (r *Runtime) cloneInit(id string, s *specs.Spec, opts *CreateOpts, cloneflags uintptr, newCgroupNS bool, fifo *os.File, seccompBPF []byte) (*spawned, *clonedInit, error) {
+	p := s.Process
+	set, err := caps.FromSpec(p.Capabilities)
+	if err != nil {
+		return nil, nil, err
+	}
+	last, err := caps.LastCap()
+	if err != nil {
+		return nil, nil, err
+	}
+	env, err := processEnv(p.Env)
+	if err != nil {
+		return nil, nil, fmt.Errorf("container %q: %w", id, err)
+	}
+	plan := &cloneinit.Plan{
+		ID: id, Args: p.Args, Env: env, Cwd: p.Cwd,
+		UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids, Umask: 0o022,
+		Caps: set, LastCap: last, NoNewPrivs: p.NoNewPrivileges,
+		NewKeyring:    !opts.NoNewKeyring,
+		ReopenDevNull: rootfs.NeedsDevSetup(s),
+		CgroupNS:      newCgroupNS,
+		PreserveFDs:   opts.PreserveFDs,
+		Fifo:          fifo,
+	}
+	if p.User.Umask != nil {
+		plan.Umask = int(*p.User.Umask)
+	}
+	for i, f := range []*os.File{opts.Stdin, opts.Stdout, opts.Stderr} {
+		if f != nil && f.Fd() >= 3 {
+			plan.Stdio[i] = f
+		}
+	}
+	if s.Linux.Seccomp != nil {
+		if len(seccompBPF) == 0 {
+			return nil, nil, fmt.Errorf("container %q: linux.seccomp is set but no filter was compiled: %w", id, errdefs.ErrFailedPrecondition)
+		}
+		plan.Seccomp = &seccomp.Filter{}
+		if err := plan.Seccomp.UnmarshalBinary(seccompBPF); err != nil {
+			return nil, nil, err
+		}
+	}
+	pid, pidfd, err := plan.Start(cloneflags)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.clones = append(r.clones, plan)
+	r.logger().Debug("init cloned", "id", id, "pid", pid)
+	sp := &spawned{id: id, what: "init process", pid: pid, sock: plan.Sock()}
+	sp.proc, _ = os.FindProcess(pid)
+	sp.start, _, err = procStartTime(pid)
+	if err != nil {
+		sp.kill()
+		unix.Close(pidfd)
+		return nil, nil, fmt.Errorf("init process of container %q (pid %d) died at once: %w", id, pid, err)
+	}
+	nsflags := cloneflags &^ unix.CLONE_NEWPID
+	if newCgroupNS {
+		nsflags |= unix.CLONE_NEWCGROUP
+	}
+	return sp, &clonedInit{plan: plan, pidfd: pidfd, nsflags: nsflags}, nil
+}
+
+// build sets up the cloned init's container: the per-process limits that
+// can be set from outside, then the root filesystem, sysctls and hostname
+// from a thread of ours inside its namespaces, then the process itself (the
+// init does that part). It returns once the init waits for start.
+func (ci *clonedInit) build(rc *rootfs.Config, s *specs.Spec, bundle string, newUTS bool) error {
+	defer unix.Close(ci.pidfd)
+	plan := ci.plan
+	if plan.CgroupNS {
+		if err := plan.MakeCgroupNS(); err != nil {
+			return err
+		}
+	}
+	if err := ci.setup(rc, s, bundle, newUTS); err != nil {
+		return fmt.Errorf("container %q: %w", plan.ID, err)
+	}
+	return plan.Go(ci.exe, ci.home)
+}
+
+func (ci *clonedInit) setup(rc *rootfs.Config, s *specs.Spec, bundle string, newUTS bool) error {
+	pid := rc.InitPid
+	p := s.Process
+	if p.OOMScoreAdj != nil {
+		// oom_score_adj is shared by the processes of one mm: until its
+		// execve, that is the runtime too, which does not mind.
+		if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+			return fmt.Errorf("set process.oomScoreAdj %d: %w", *p.OOMScoreAdj, err)
+		}
+	}
+	for _, rl := range p.Rlimits {
+		res, err := spec.Rlimit(rl.Type)
+		if err != nil {
+			return err
+		}
+		lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
+		if err := unix.Prlimit(pid, res, &lim, nil); err != nil {
+			return fmt.Errorf("set process.rlimits %s soft=%d hard=%d: %w (a hard limit can only be raised with CAP_SYS_RESOURCE)", rl.Type, rl.Soft, rl.Hard, err)
+		}
+	}
+	type result struct {
+		exe, home string
+		err       error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// Never unlocked: this thread joins the container's namespaces and
+		// dies with the goroutine. The Go runtime starts no thread from a
+		// locked one (it has a template thread for that).
+		runtime.LockOSThread()
+		exe, home, err := buildInside(ci.pidfd, ci.nsflags, rc, s, bundle, newUTS)
+		done <- result{exe, home, err}
+	}()
+	res := <-done
+	ci.exe, ci.home = res.exe, res.home
+	return res.err
+}
+
+// buildInside runs on a locked thread of its own: it joins the init's
+// namespaces (nsflags, through pidfd) and does what the Go init does
+// between its start and its process setup, then resolves the program and
+// HOME inside the new root.
+func buildInside(pidfd int, nsflags uintptr, rc *rootfs.Config, s *specs.Spec, bundle string, newUTS bool) (exe, home string, err error) {
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return "", "", fmt.Errorf("unshare the filesystem attributes of a runtime thread: %w", err)
+	}
+	if err := unix.Setns(pidfd, int(nsflags)); err != nil {
+		return "", "", fmt.Errorf("join the init's namespaces (%#x): %w", nsflags, err)
+	}
+	// Relative bind sources are relative to the bundle.
+	if err := unix.Chdir(bundle); err != nil {
+		return "", "", fmt.Errorf("change to the bundle %s: %w", bundle, err)
+	}
+	if err := rootfs.Prepare(rc); err != nil {
+		return "", "", err
+	}
+	// Sysctls act on the namespaces of the writing thread, which has
+	// joined the container's.
+	for k, v := range s.Linux.Sysctl {
+		path := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
+		if err := os.WriteFile(path, []byte(v), 0); err != nil {
+			return "", "", fmt.Errorf("set linux.sysctl %s=%q: %w", k, v, err)
+		}
+	}
+	if err := rootfs.Finalize(rc); err != nil {
+		return "", "", err
+	}
+	if newUTS {
+		if s.Hostname != "" {
+			if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+				return "", "", fmt.Errorf("set hostname %q: %w", s.Hostname, err)
+			}
+		}
+		if s.Domainname != "" {
+			if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
+				return "", "", fmt.Errorf("set domainname %q: %w", s.Domainname, err)
+			}
+		}
+	}
+	p := s.Process
+	if err := unix.Chdir(p.Cwd); err != nil {
+		class := errdefs.ErrFailedPrecondition
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			class = errdefs.ErrNotFound
+		}
+		return "", "", fmt.Errorf("change to process.cwd %q: %w: %w", p.Cwd, err, class)
+	}
+	pathEnv, hasHome := "", false
+	for _, kv := range p.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "PATH":
+			pathEnv = v
+		case "HOME":
+			hasHome = true
+		}
+	}
+	exe, err = lookPath(p.Args[0], pathEnv)
+	if err != nil {
+		return "", "", fmt.Errorf("exec: %q: %w: %w", p.Args[0], err, errdefs.ErrNotFound)
+	}
+	if !hasHome {
+		// As runc: HOME from the container's /etc/passwd, else "/".
+		home = initproc.HomeDir(p.User.UID)
+	}
+	return exe, home, nil
+}
+
+// lookPath is os/exec.LookPath with the container's PATH, run inside its
+// root and process.cwd: a name with a slash is taken as it is; a relative
+// result (from "." or an empty entry in PATH) is refused, as LookPath's
+// ErrDot refuses it.
+func lookPath(file, pathEnv string) (string, error) {
+	if strings.Contains(file, "/") {
+		if err := executable(file); err != nil {
+			return "", err
+		}
+		return file, nil
+	}
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "."
+		}
+		p := path.Join(dir, file)
+		if executable(p) == nil {
+			if !filepath.IsAbs(p) {
+				return "", errors.New("cannot run executable found relative to current directory")
+			}
+			return p, nil
+		}
+	}
+	return "", errors.New("executable file not found in $PATH")
+}
+
+func executable(file string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(file, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return unix.EISDIR
+	}
+	if err := unix.Faccessat(unix.AT_FDCWD, file, unix.X_OK, unix.AT_EACCESS); err != nil {
+		return err
+	}
+	return nil
+}
+
+// processEnv is process.env as the Go init's os.Setenv calls leave it: the
+// last value of a name wins, at the place of its first; a name that is
+// empty or holds "=" or a NUL byte is refused.
+func processEnv(env []string) ([]string, error) {
+	out := make([]string, 0, len(env))
+	at := make(map[string]int, len(env))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "" || strings.ContainsRune(kv, 0) {
+			return nil, fmt.Errorf("process.env %q: %w: %w", kv, unix.EINVAL, errdefs.ErrInvalidArgument)
+		}
+		if !strings.Contains(kv, "=") {
+			kv += "="
+		}
+		if i, ok := at[k]; ok {
+			out[i] = kv
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, kv)
+	}
+	return out, nil
+}
+
+// kernelAtLeast reports whether the running kernel's release is at least
+// major.minor.
+func kernelAtLeast(major, minor int) bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	rel := unix.ByteSliceToString(u.Release[:])
+	maj, rest, _ := strings.Cut(rel, ".")
+	mnr, _, _ := strings.Cut(rest, ".")
+	a, err1 := strconv.Atoi(maj)
+	b, err2 := strconv.Atoi(strings.TrimRightFunc(mnr, func(r rune) bool { return r < '0' || r > '9' }))
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return a > major || (a == major && b >= minor)
+}

@@ -1,0 +1,180 @@
+package test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/skiff-containers/skiff/internal/testutil"
+)
+
+// TestInitStartPath checks which way skiff-runtime starts a container's
+// init: cloned without a second Go program (runtime/cloneinit) where the
+// config allows it, exec'd as `skiff-runtime init` where it needs a Go
+// program in the container (here a createContainer hook) or where
+// SKIFF_RUNTIME_EXEC_INIT=1 asks for it. TestCompare checks that both ways
+// give the container the same view.
+func TestInitStartPath(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		env    []string
+		mutate func(s *specs.Spec)
+		cloned bool
+	}{
+		{name: "default", cloned: true},
+		{name: "docker-like", cloned: true, mutate: func(s *specs.Spec) {
+			s.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{5}}
+			s.Process.NoNewPrivileges = false
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+		}},
+		{name: "exec-init-env", env: []string{"SKIFF_RUNTIME_EXEC_INIT=1"}},
+		{name: "createContainer-hook", mutate: func(s *specs.Spec) {
+			s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/true"}}}
+		}},
+		{name: "no-mount-namespace", mutate: func(s *specs.Spec) {
+			var ns []specs.LinuxNamespace
+			for _, n := range s.Linux.Namespaces {
+				if n.Type != specs.MountNamespace {
+					ns = append(ns, n)
+				}
+			}
+			s.Linux.Namespaces = ns
+		}},
+	} {
+		tc := tc
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rt := testutil.NewRuntime(t, runtimeUnderTest, skiffBin)
+			rt.Env = tc.env
+			rt.GlobalArgs = []string{"--debug"}
+			bundle, spec := testutil.BusyboxBundle(t, "sh", "-c", "cat /proc/1/comm; id -u")
+			if tc.mutate != nil {
+				tc.mutate(spec)
+			}
+			testutil.WriteSpec(t, bundle, spec)
+			id := testutil.ContainerID(t)
+			guard(t, rt, id, bundle)
+			res := rt.Exec(testContext(t, 60*time.Second), testutil.Stdio{}, "run", "--bundle", bundle, id)
+			if !res.OK() {
+				t.Fatalf("run: %v", res.Error())
+			}
+			if got := strings.Contains(res.Stderr, "init cloned"); got != tc.cloned {
+				t.Errorf("init cloned = %v, want %v; debug log:\n%s", got, tc.cloned, res.Stderr)
+			}
+			// Either way the user program ends up as pid 1 (the
+			// init's execve), under the spec's user.
+			want := "sh\n0\n"
+			if spec.Process.User.UID == 1000 {
+				want = "sh\n1000\n"
+			}
+			if res.Stdout != want {
+				t.Errorf("container printed %q, want %q", res.Stdout, want)
+			}
+		})
+	}
+}
+
+// TestClonedInitSignals checks a created container's init against runc's:
+// SIGTERM ends it (a Go init exits on it), SIGUSR1 does not (a Go init
+// catches it and does nothing); start then runs the program.
+func TestClonedInitSignals(t *testing.T) {
+	t.Parallel()
+	forEachRuntime(t, func(t *testing.T, rt *testutil.Runtime) {
+		ctx := testContext(t, 60*time.Second)
+		bundle, _ := testutil.BusyboxBundle(t, "true")
+		for _, tc := range []struct{ sig, want string }{{"TERM", "stopped"}, {"HUP", "stopped"}, {"USR1", "created"}} {
+			id := testutil.ContainerID(t)
+			guard(t, rt, id, bundle)
+			if err := rt.Create(ctx, id, bundle); err != nil {
+				t.Fatal(err)
+			}
+			if err := rt.Kill(ctx, id, tc.sig); err != nil {
+				t.Fatalf("kill %s: %v", tc.sig, err)
+			}
+			if _, err := rt.WaitStatus(ctx, id, tc.want, 3*time.Second); err != nil {
+				t.Errorf("after SIG%s: %v", tc.sig, err)
+			}
+			if tc.want == "created" {
+				// Still sure after a moment: the signal did nothing.
+				time.Sleep(200 * time.Millisecond)
+				if st, err := rt.State(ctx, id); err != nil || st.Status != "created" {
+					t.Errorf("after SIG%s: state %+v, %v; want created", tc.sig, st, err)
+				}
+				if err := rt.Start(ctx, id); err != nil {
+					t.Errorf("start after SIG%s: %v", tc.sig, err)
+				}
+				if _, err := rt.WaitStatus(ctx, id, "stopped", 5*time.Second); err != nil {
+					t.Errorf("after start: %v", err)
+				}
+			}
+			if err := rt.Delete(ctx, id, true); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+}
+
+// TestClonedInitFailures feeds the cloned init's own steps bad input: each
+// fails create (or, after start, the container) with a message naming what
+// failed, under both start paths, and leaves nothing behind.
+func TestClonedInitFailures(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		mutate func(s *specs.Spec)
+		// createErr must appear in create's error; empty: create succeeds
+		// and the container fails after start, printing startErr.
+		createErr, startErr string
+	}{
+		{name: "cwd-is-a-file", args: []string{"true"}, mutate: func(s *specs.Spec) { s.Process.Cwd = "/etc/passwd" },
+			createErr: "process.cwd"},
+		{name: "program-missing", args: []string{"/no/such/program"}, createErr: "no/such/program"},
+		{name: "env-nul", args: []string{"true"}, mutate: func(s *specs.Spec) { s.Process.Env = append(s.Process.Env, "A=b\x00c") },
+			createErr: "process.env"},
+		{name: "execve-denied", args: []string{"true"}, mutate: func(s *specs.Spec) {
+			s.Process.NoNewPrivileges = true
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+				{Names: []string{"execve"}, Action: specs.ActErrno, ErrnoRet: ptr(uint(1))},
+			}}
+		}, startErr: "exec"},
+	} {
+		tc := tc
+		for _, env := range [][]string{nil, {"SKIFF_RUNTIME_EXEC_INIT=1"}} {
+			env := env
+			name := tc.name
+			if env != nil {
+				name += "/exec-init"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				rt := testutil.NewRuntime(t, runtimeUnderTest, skiffBin)
+				rt.Env = env
+				bundle, spec := testutil.BusyboxBundle(t, tc.args...)
+				if tc.mutate != nil {
+					tc.mutate(spec)
+				}
+				testutil.WriteSpec(t, bundle, spec)
+				id := testutil.ContainerID(t)
+				guard(t, rt, id, bundle)
+				ctx := testContext(t, 60*time.Second)
+				res := rt.Exec(ctx, testutil.Stdio{}, "run", "--bundle", bundle, id)
+				if res.OK() {
+					t.Fatalf("run succeeded; stdout %q", res.Stdout)
+				}
+				if tc.createErr != "" {
+					if res.ExitCode != 1 || !strings.Contains(res.Stderr, tc.createErr) {
+						t.Errorf("run: exit %d, stderr %q; want exit 1 naming %q", res.ExitCode, res.Stderr, tc.createErr)
+					}
+					return
+				}
+				if res.ExitCode < 126 || !strings.Contains(res.Stderr, tc.startErr) {
+					t.Errorf("run: exit %d, stderr %q; want 126 or 127 naming %q", res.ExitCode, res.Stderr, tc.startErr)
+				}
+			})
+		}
+	}
+}
