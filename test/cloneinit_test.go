@@ -21,20 +21,29 @@ func TestInitStartPath(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		env    []string
-		mutate func(s *specs.Spec)
+		mutate func(t *testing.T, s *specs.Spec)
 		cloned bool
 	}{
 		{name: "default", cloned: true},
-		{name: "docker-like", cloned: true, mutate: func(s *specs.Spec) {
+		{name: "docker-like", cloned: true, mutate: func(t *testing.T, s *specs.Spec) {
 			s.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{5}}
 			s.Process.NoNewPrivileges = false
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 		}},
 		{name: "exec-init-env", env: []string{"SKIFF_RUNTIME_EXEC_INIT=1"}},
-		{name: "createContainer-hook", mutate: func(s *specs.Spec) {
+		{name: "joined-network-namespace", cloned: true, mutate: func(t *testing.T, s *specs.Spec) {
+			// The engine's way: a network namespace made beforehand.
+			nsPath := newNetNS(t, t.TempDir())
+			for i, n := range s.Linux.Namespaces {
+				if n.Type == specs.NetworkNamespace {
+					s.Linux.Namespaces[i].Path = nsPath
+				}
+			}
+		}},
+		{name: "createContainer-hook", mutate: func(t *testing.T, s *specs.Spec) {
 			s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/true"}}}
 		}},
-		{name: "no-mount-namespace", mutate: func(s *specs.Spec) {
+		{name: "no-mount-namespace", mutate: func(t *testing.T, s *specs.Spec) {
 			var ns []specs.LinuxNamespace
 			for _, n := range s.Linux.Namespaces {
 				if n.Type != specs.MountNamespace {
@@ -51,12 +60,12 @@ func TestInitStartPath(t *testing.T) {
 			rt.Env = tc.env
 			rt.GlobalArgs = []string{"--debug"}
 			bundle, spec := testutil.BusyboxBundle(t, "sh", "-c", "cat /proc/1/comm; id -u")
-			if tc.mutate != nil {
-				tc.mutate(spec)
-			}
-			testutil.WriteSpec(t, bundle, spec)
 			id := testutil.ContainerID(t)
 			guard(t, rt, id, bundle)
+			if tc.mutate != nil {
+				tc.mutate(t, spec)
+			}
+			testutil.WriteSpec(t, bundle, spec)
 			res := rt.Exec(testContext(t, 60*time.Second), testutil.Stdio{}, "run", "--bundle", bundle, id)
 			if !res.OK() {
 				t.Fatalf("run: %v", res.Error())

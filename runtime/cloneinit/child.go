@@ -17,6 +17,8 @@ type childData struct {
 	_     int32
 
 	sock, fifo uintptr
+	joins      [8][2]uintptr // fd and CLONE_NEW* flag of each namespace to join
+	njoin      uintptr
 	sigmask    uint64 // the mask to restore once the handlers are reset
 	name       uintptr
 	stdio      [3]int64 // fds to dup onto 0, 1, 2; -1 keeps the inherited one
@@ -53,6 +55,7 @@ type childData struct {
 
 // Messages on the sync socket.
 const (
+	msgJoined   = 'j' // child: the namespaces of joins are joined
 	msgCgroupNS = 'c' // parent: make the cgroup namespace now; child: done
 	msgGo       = 'g' // parent: the root is built, set up the process
 	msgReady    = 'r' // child: set up, waiting for start
@@ -63,6 +66,7 @@ const (
 const (
 	stepCgroupNS = iota + 1
 	stepDumpable
+	stepJoin
 	stepStdio
 	stepDevNull
 	stepSetsid
@@ -206,6 +210,17 @@ func childMain(c *childData) {
 	// this one shares (as runc's init guards itself, CVE-2016-9962).
 	if _, e := sys(unix.SYS_PRCTL, unix.PR_SET_DUMPABLE, 0, 0); e != 0 {
 		fail(c, stepDumpable, e)
+	}
+	if c.njoin > 0 {
+		for i := uintptr(0); i < c.njoin && i < uintptr(len(c.joins)); i++ {
+			if _, e := sys(unix.SYS_SETNS, c.joins[i][0], c.joins[i][1], 0); e != 0 {
+				fail(c, stepJoin, e)
+			}
+			sys(unix.SYS_CLOSE, c.joins[i][0], 0, 0)
+		}
+		if writeByte(c.sock, msgJoined) != 0 {
+			exit(1)
+		}
 	}
 	for i := uintptr(0); i < 3; i++ {
 		if fd := c.stdio[i]; fd >= 0 {

@@ -48,6 +48,9 @@ type Plan struct {
 	// Fifo, if set, is the exec fifo: the process waits to read a byte
 	// from it before execve.
 	Fifo *os.File
+	// Joins are namespaces the process joins right after the clone, before
+	// Start returns: network, IPC, UTS or cgroup namespaces, by path.
+	Joins []Join
 	// Stdio, where set, replace the inherited fds 0, 1 and 2; their own
 	// numbers must be 3 or more.
 	Stdio [3]*os.File
@@ -60,6 +63,22 @@ type Plan struct {
 	stack []byte
 	sock  *os.File
 	pid   int
+	// joinFiles are the open Joins, closed once the process has joined.
+	joinFiles []*os.File
+}
+
+func (p *Plan) closeJoins() {
+	for _, f := range p.joinFiles {
+		f.Close()
+	}
+	p.joinFiles = nil
+}
+
+// Join is a namespace to join: the path of a namespace file and its
+// CLONE_NEW* flag.
+type Join struct {
+	Path string
+	Flag uintptr
 }
 
 const (
@@ -100,6 +119,19 @@ func (p *Plan) prepare() error {
 		c.fifo = p.Fifo.Fd()
 	}
 	c.name = p.cstr("skiff:[INIT]")
+	if len(p.Joins) > len(c.joins) {
+		return fmt.Errorf("container %q: %d namespaces to join, at most %d: %w", p.ID, len(p.Joins), len(c.joins), errdefs.ErrInvalidArgument)
+	}
+	for i, j := range p.Joins {
+		f, err := os.Open(j.Path)
+		if err != nil {
+			p.closeJoins()
+			return fmt.Errorf("container %q: open namespace %s to join: %w: %w", p.ID, j.Path, err, errdefs.ErrNotFound)
+		}
+		p.joinFiles = append(p.joinFiles, f)
+		c.joins[i] = [2]uintptr{f.Fd(), j.Flag}
+	}
+	c.njoin = uintptr(len(p.Joins))
 	for i, f := range p.Stdio {
 		c.stdio[i] = -1
 		if f != nil {
@@ -172,6 +204,7 @@ func (p *Plan) Start(cloneflags uintptr) (pid, pidfd int, err error) {
 	if err := p.prepare(); err != nil {
 		return 0, -1, err
 	}
+	defer p.closeJoins()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return 0, -1, fmt.Errorf("container %q: create sync socket: %w", p.ID, err)
@@ -200,6 +233,18 @@ func (p *Plan) Start(cloneflags uintptr) (pid, pidfd int, err error) {
 		return 0, -1, fmt.Errorf("container %q: clone the init into its namespaces: %w", p.ID, unix.Errno(errno))
 	}
 	p.pid = int(r)
+	if len(p.Joins) > 0 {
+		// The caller joins the process's namespaces through its pidfd:
+		// wait until they are the joined ones.
+		if err := p.expect(msgJoined); err != nil {
+			unix.Kill(p.pid, unix.SIGKILL)
+			unix.Close(int(p.c.pidfd))
+			var ws unix.WaitStatus
+			unix.Wait4(p.pid, &ws, 0, nil)
+			p.sock.Close()
+			return 0, -1, err
+		}
+	}
 	return p.pid, int(p.c.pidfd), nil
 }
 
@@ -271,6 +316,11 @@ func (p *Plan) stepError(step int, errno unix.Errno) error {
 	switch step {
 	case stepCgroupNS:
 		what = "create cgroup namespace"
+	case stepJoin:
+		what = "join the namespaces of linux.namespaces"
+		for _, j := range p.Joins {
+			what += " " + j.Path
+		}
 	case stepDumpable:
 		what = "make the init process non-dumpable"
 	case stepStdio:

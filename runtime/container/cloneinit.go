@@ -23,17 +23,24 @@ import (
 )
 
 // canCloneInit reports whether the container's init can start the fast way
-// (runtime/cloneinit): cloned into new namespaces only, with a mount
-// namespace of its own and pivot_root, and nothing that needs a Go program
-// inside the container (hooks run there, a console, a seccomp agent, the
-// scheduler and other per-thread attributes, ID-mapped mounts).
-func (r *Runtime) canCloneInit(s *specs.Spec, opts *CreateOpts, cloneflags uintptr, idmapped bool) bool {
+// (runtime/cloneinit): cloned into new namespaces (newFlags), joining at most
+// network, IPC, UTS and cgroup namespaces by path (joins), with a mount
+// namespace of its own and pivot_root, without user or time namespaces, and
+// with nothing that needs a Go program inside the container (hooks run
+// there, a console, a seccomp agent, the scheduler and other per-thread
+// attributes, ID-mapped mounts).
+func (r *Runtime) canCloneInit(s *specs.Spec, opts *CreateOpts, newFlags uintptr, joins []cloneinit.Join, idmapped bool) bool {
 	if !cloneinit.Supported || r.ExecInit || !kernelAtLeast(6, 18) {
 		// 6.18 mounts procfs for another pid namespace (rootfs.ErrProcPidns).
 		return false
 	}
-	if cloneflags&unix.CLONE_NEWNS == 0 || opts.NoPivot || idmapped {
+	if newFlags&unix.CLONE_NEWNS == 0 || newFlags&(unix.CLONE_NEWUSER|unix.CLONE_NEWTIME) != 0 || len(s.Linux.TimeOffsets) > 0 || opts.NoPivot || idmapped {
 		return false
+	}
+	for _, j := range joins {
+		if j.Flag&^(unix.CLONE_NEWNET|unix.CLONE_NEWIPC|unix.CLONE_NEWUTS|unix.CLONE_NEWCGROUP) != 0 {
+			return false
+		}
 	}
 	p := s.Process
 	if p.Terminal || p.Scheduler != nil || p.IOPriority != nil || p.ExecCPUAffinity != nil || s.Linux.Personality != nil {
@@ -66,7 +73,7 @@ type clonedInit struct {
 
 // cloneInit clones the container's init (see canCloneInit). The Plan is kept
 // by r until the runtime exits: the init runs on its memory until execve.
-func (r *Runtime) cloneInit(id string, s *specs.Spec, opts *CreateOpts, cloneflags uintptr, newCgroupNS bool, fifo *os.File, seccompBPF []byte) (*spawned, *clonedInit, error) {
+func (r *Runtime) cloneInit(id string, s *specs.Spec, opts *CreateOpts, cloneflags uintptr, joins []cloneinit.Join, newCgroupNS bool, fifo *os.File, seccompBPF []byte) (*spawned, *clonedInit, error) {
 	p := s.Process
 	set, err := caps.FromSpec(p.Capabilities)
 	if err != nil {
@@ -89,6 +96,7 @@ func (r *Runtime) cloneInit(id string, s *specs.Spec, opts *CreateOpts, clonefla
 		CgroupNS:      newCgroupNS,
 		PreserveFDs:   opts.PreserveFDs,
 		Fifo:          fifo,
+		Joins:         joins,
 	}
 	if p.User.Umask != nil {
 		plan.Umask = int(*p.User.Umask)
@@ -124,6 +132,9 @@ func (r *Runtime) cloneInit(id string, s *specs.Spec, opts *CreateOpts, clonefla
 	nsflags := cloneflags &^ unix.CLONE_NEWPID
 	if newCgroupNS {
 		nsflags |= unix.CLONE_NEWCGROUP
+	}
+	for _, j := range joins {
+		nsflags |= j.Flag
 	}
 	return sp, &clonedInit{plan: plan, pidfd: pidfd, nsflags: nsflags}, nil
 }

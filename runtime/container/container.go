@@ -273,11 +273,13 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *re
 		newCgroupNS        bool
 		newMountNS, newUTS bool
 		newPidNS, userNS   bool
+		joins              []cloneinit.Join
 	)
 	for _, ns := range s.Linux.Namespaces {
 		flag := nsFlags[ns.Type]
 		if ns.Path != "" {
 			fmt.Fprintf(&req, "join %d %s\n", flag, ns.Path)
+			joins = append(joins, cloneinit.Join{Path: ns.Path, Flag: uintptr(flag)})
 			switch ns.Type {
 			case specs.UserNamespace:
 				userNS = true
@@ -311,6 +313,7 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *re
 	// offsets are written before its first process), the init is cloned
 	// straight into its new namespaces: nsenter then has nothing to do, and
 	// there is no intermediate process to fork, reap and fault in.
+	newFlags := uintptr(unshare)
 	var cloneflags uintptr
 	if req.Len() == 0 && unshare&(unix.CLONE_NEWUSER|unix.CLONE_NEWTIME) == 0 {
 		cloneflags = uintptr(unshare &^ unix.CLONE_NEWCGROUP)
@@ -378,8 +381,8 @@ func (r *Runtime) create(ctx context.Context, id string, opts CreateOpts) (_ *re
 	started := time.Now()
 	// The fast way where it can: no second Go program (cloneinit.go).
 	var ci *clonedInit
-	if r.canCloneInit(s, &opts, cloneflags, len(idmapFiles) > 0) {
-		sp, ci, err = r.cloneInit(id, s, &opts, cloneflags, newCgroupNS, fifo, seccompBPF)
+	if r.canCloneInit(s, &opts, newFlags, joins, len(idmapFiles) > 0) {
+		sp, ci, err = r.cloneInit(id, s, &opts, newFlags&^unix.CLONE_NEWCGROUP, joins, newCgroupNS, fifo, seccompBPF)
 	} else {
 		sp, err = r.spawn(spawnReq{
 			extra: extra,
