@@ -179,6 +179,7 @@ func (ci *clonedInit) setup(rc *rootfs.Config, s *specs.Spec, bundle string, new
 	}
 	type result struct {
 		exe, home string
+		root      unix.Stat_t // "/" as the thread sees it once built
 		err       error
 	}
 	done := make(chan result, 1)
@@ -187,12 +188,31 @@ func (ci *clonedInit) setup(rc *rootfs.Config, s *specs.Spec, bundle string, new
 		// dies with the goroutine. The Go runtime starts no thread from a
 		// locked one (it has a template thread for that).
 		runtime.LockOSThread()
-		exe, home, err := buildInside(ci.pidfd, ci.nsflags, rc, s, bundle, newUTS)
-		done <- result{exe, home, err}
+		var res result
+		res.exe, res.home, res.err = buildInside(ci.pidfd, ci.nsflags, rc, s, bundle, newUTS)
+		if res.err == nil {
+			if err := unix.Stat("/", &res.root); err != nil {
+				res.err = fmt.Errorf("stat the container's root: %w", err)
+			}
+		}
+		done <- res
 	}()
 	res := <-done
+	if res.err != nil {
+		return res.err
+	}
 	ci.exe, ci.home = res.exe, res.home
-	return res.err
+	// pivot_root moved the init's root along with the thread's only if both
+	// were the mount namespace's root; a runtime that runs chrooted would
+	// leave the init on the host's tree. Refuse that.
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/root", &st); err != nil {
+		return fmt.Errorf("stat the init's root: %w", err)
+	}
+	if st.Dev != res.root.Dev || st.Ino != res.root.Ino {
+		return fmt.Errorf("the init process did not move into the container's root with pivot_root (is the runtime itself chrooted? set SKIFF_RUNTIME_EXEC_INIT=1): %w", errdefs.ErrFailedPrecondition)
+	}
+	return nil
 }
 
 // buildInside runs on a locked thread of its own: it joins the init's
