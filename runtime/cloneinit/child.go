@@ -51,6 +51,9 @@ type childData struct {
 	// Messages for failures after the parent has gone: written to fd 2.
 	execMsg, execMsgLen       uintptr
 	seccompMsg, seccompMsgLen uintptr
+	// errnoText are errno, address and length of " " + its text + "\n",
+	// for the errnos execve and seccomp(2) usually fail with.
+	errnoText [12][3]uintptr
 }
 
 // Messages on the sync socket.
@@ -258,12 +261,12 @@ func childMain(c *childData) {
 	}
 	if c.seccomp != 0 && c.seccompLate {
 		if _, e := sys(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, c.seccompFlags, c.seccomp); e != 0 {
-			report(c.seccompMsg, c.seccompMsgLen, e)
+			report(c, c.seccompMsg, c.seccompMsgLen, e)
 			exit(126)
 		}
 	}
 	_, e := sys(unix.SYS_EXECVE, c.exe, c.argv, c.envp)
-	report(c.execMsg, c.execMsgLen, e)
+	report(c, c.execMsg, c.execMsgLen, e)
 	if e == uintptr(unix.ENOENT) {
 		exit(127)
 	}
@@ -382,13 +385,20 @@ func setupProcess(c *childData) {
 	}
 }
 
-// report writes msg and the errno's number to fd 2, for failures after the
-// runtime has returned (nobody reads the sync socket any more).
+// report writes msg and the errno to fd 2, for failures after the runtime
+// has returned (nobody reads the sync socket any more): the errno's text
+// where the Plan prepared it (errnoText), else its number.
 //
 //go:nosplit
 //go:norace
-func report(msg, n, errno uintptr) {
+func report(c *childData, msg, n, errno uintptr) {
 	sys(unix.SYS_WRITE, 2, msg, n)
+	for i := range c.errnoText {
+		if t := &c.errnoText[i]; t[0] == errno && t[1] != 0 {
+			sys(unix.SYS_WRITE, 2, t[1], t[2])
+			return
+		}
+	}
 	var b [8]byte
 	i := len(b) - 1
 	b[i] = '\n'

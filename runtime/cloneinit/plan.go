@@ -174,7 +174,7 @@ func (p *Plan) prepare() error {
 		prog := &unix.SockFprog{Len: uint16(len(insns)), Filter: &insns[0]}
 		p.keep = append(p.keep, prog, insns)
 		c.seccomp, c.seccompFlags, c.seccompLate = uintptr(unsafe.Pointer(prog)), flags, p.NoNewPrivs
-		msg := fmt.Sprintf("skiff-runtime: container %s: load linux.seccomp (%d instructions, flags %#x): errno", p.ID, len(insns), flags)
+		msg := fmt.Sprintf("skiff-runtime: container %s: load linux.seccomp (%d instructions, flags %#x):", p.ID, len(insns), flags)
 		c.seccompMsg, c.seccompMsgLen = p.cstr(msg), uintptr(len(msg))
 	}
 	c.closeFrom = uintptr(3 + p.PreserveFDs)
@@ -184,7 +184,12 @@ func (p *Plan) prepare() error {
 	c.argv = uintptr(unsafe.Pointer(&p.cstrArray(p.Args, 0)[0]))
 	p.envp = p.cstrArray(p.Env, 1) // a spare slot for HOME
 	c.envp = uintptr(unsafe.Pointer(&p.envp[0]))
-	msg := fmt.Sprintf("skiff-runtime: container %s: exec %q failed: errno", p.ID, p.Args[0])
+	for i, e := range []unix.Errno{unix.ENOENT, unix.EACCES, unix.ENOEXEC, unix.ENOTDIR, unix.ELOOP, unix.ETXTBSY,
+		unix.E2BIG, unix.ENOMEM, unix.EPERM, unix.EISDIR, unix.EINVAL, unix.ELIBBAD} {
+		text := " " + e.Error() + "\n"
+		c.errnoText[i] = [3]uintptr{uintptr(e), p.cstr(text), uintptr(len(text))}
+	}
+	msg := fmt.Sprintf("skiff-runtime: container %s: exec %q:", p.ID, p.Args[0])
 	c.execMsg, c.execMsgLen = p.cstr(msg), uintptr(len(msg))
 	p.stack = make([]byte, stackSize)
 	return nil

@@ -356,11 +356,19 @@ func kernelAtLeast(major, minor int) bool {
 	if unix.Uname(&u) != nil {
 		return false
 	}
-	rel := unix.ByteSliceToString(u.Release[:])
+	return releaseAtLeast(unix.ByteSliceToString(u.Release[:]), major, minor)
+}
+
+// releaseAtLeast compares a kernel release ("6.18.44-fc-v782") with
+// major.minor; an unreadable release is not.
+func releaseAtLeast(rel string, major, minor int) bool {
 	maj, rest, _ := strings.Cut(rel, ".")
-	mnr, _, _ := strings.Cut(rest, ".")
+	mnr := rest
+	if i := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		mnr = rest[:i]
+	}
 	a, err1 := strconv.Atoi(maj)
-	b, err2 := strconv.Atoi(strings.TrimRightFunc(mnr, func(r rune) bool { return r < '0' || r > '9' }))
+	b, err2 := strconv.Atoi(mnr)
 	if err1 != nil || err2 != nil {
 		return false
 	}
