@@ -171,7 +171,7 @@ func (m *Manager) Setup(ctx context.Context, req SetupRequest) (_ Attachment, re
 				return Attachment{}, fmt.Errorf("address %q is not in subnet %s of network %s: %w", er.IPv4, n.Subnet, n.Name, errdefs.ErrInvalidArgument)
 			}
 		}
-		if err := m.ensureMasqueradeLocked(ctx, n); err != nil {
+		if err := m.ensureHostRulesLocked(ctx, n); err != nil {
 			return Attachment{}, err
 		}
 		lists[n.Name] = list
@@ -432,7 +432,7 @@ func (m *Manager) Connect(ctx context.Context, id string, er EndpointRequest) (_
 	if err != nil {
 		return Attachment{}, err
 	}
-	if err := m.ensureMasqueradeLocked(ctx, n); err != nil {
+	if err := m.ensureHostRulesLocked(ctx, n); err != nil {
 		return Attachment{}, err
 	}
 	used := map[string]bool{}

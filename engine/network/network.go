@@ -70,9 +70,13 @@ type Network struct {
 	// Default marks the default network ("bridge").
 	Default bool `json:"default,omitempty"`
 	// Masquerade: skiffd owns the network's masquerade rule
-	// (masquerade.go); false for networks made before it did, whose
+	// (hostrules.go); false for networks made before it did, whose
 	// bridge plugin masquerades per container.
 	Masquerade bool `json:"masquerade,omitempty"`
+	// Forward: skiffd owns the network's FORWARD rules (hostrules.go);
+	// false for networks made before it did, whose firewall plugin adds
+	// rules per container.
+	Forward bool `json:"forward,omitempty"`
 }
 
 // CreateOptions are `network create`'s.
@@ -95,9 +99,9 @@ type Manager struct {
 	// mu serialises everything: network changes, attachments, port
 	// allocation and hosts files.
 	mu sync.Mutex
-	// masqueraded maps the networks whose masquerade rule this manager
-	// made or found to their IDs (masquerade.go).
-	masqueraded map[string]string
+	// ruled maps the networks whose host rules (hostrules.go) this manager
+	// made, by name, to their ids.
+	ruled map[string]string
 }
 
 // New returns a manager over cfg, making its directories.
@@ -129,7 +133,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "network"), masqueraded: map[string]string{}}
+	m := &Manager{cfg: cfg, log: cfg.Logger.With("component", "network"), ruled: map[string]string{}}
 	for _, d := range []string{m.confDir(), m.netnsDir(), m.cacheDir(), m.ipamDir(), m.attachDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("network manager: %w", err)
@@ -243,9 +247,9 @@ type conflist struct {
 // Conflist returns the CNI configuration list of n: bridge (with
 // host-local IPAM whose leases live in ipamDir; a gateway unless internal,
 // and the plugin's per-container masquerade only for networks made before
-// skiffd owned one rule per network, masquerade.go), portmap (with SNAT, so
-// that published ports answer on the host's loopback too) and firewall
-// (iptables).
+// skiffd owned one rule per network, hostrules.go), portmap (with SNAT, so
+// that published ports answer on the host's loopback too) and, for networks
+// made before skiffd owned their FORWARD rules, firewall (iptables).
 func Conflist(n Network, ipamDir string) ([]byte, error) {
 	ipam := map[string]any{
 		"type":    "host-local",
@@ -269,7 +273,9 @@ func Conflist(n Network, ipamDir string) ([]byte, error) {
 			"type": "portmap", "capabilities": map[string]bool{"portMappings": true}, "snat": true,
 		})
 	}
-	plugins = append(plugins, map[string]any{"type": "firewall", "backend": "iptables"})
+	if !n.Forward {
+		plugins = append(plugins, map[string]any{"type": "firewall", "backend": "iptables"})
+	}
 	raw := make([]json.RawMessage, 0, len(plugins))
 	for _, p := range plugins {
 		b, err := json.Marshal(p)
@@ -540,6 +546,7 @@ func (m *Manager) createLocked(n Network) (Network, error) {
 	}
 	n.Created = time.Now().UTC()
 	n.Masquerade = !n.Internal
+	n.Forward = !n.Internal
 	data, err := Conflist(n, m.ipamDir())
 	if err != nil {
 		return Network{}, err
@@ -578,7 +585,7 @@ func (m *Manager) Remove(ctx context.Context, nameOrID string) error {
 			}
 		}
 	}
-	if err := m.removeMasqueradeLocked(ctx, n); err != nil {
+	if err := m.removeHostRulesLocked(ctx, n); err != nil {
 		return fmt.Errorf("remove network %s: %w", n.Name, err)
 	}
 	if err := deleteLink(n.Bridge); err != nil {

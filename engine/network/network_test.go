@@ -135,6 +135,47 @@ func TestPortMappingString(t *testing.T) {
 	}
 }
 
+// TestConflistOwnedRules: a network whose FORWARD rules skiffd owns has no
+// firewall plugin, and one whose masquerade rule it owns no ipMasq.
+func TestConflistOwnedRules(t *testing.T) {
+	n := Network{ID: "abc", Name: "web", Driver: DriverBridge, Subnet: netip.MustParsePrefix("10.90.0.0/24"),
+		Gateway: netip.MustParseAddr("10.90.0.1"), Bridge: "br-abc", Masquerade: true, Forward: true}
+	data, err := Conflist(n, "/run/x/ipam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := libcni.ConfListFromBytes(data)
+	if err != nil {
+		t.Fatalf("libcni refuses the conflist: %v\n%s", err, data)
+	}
+	var types []string
+	for _, p := range list.Plugins {
+		types = append(types, p.Network.Type)
+	}
+	if got := strings.Join(types, ","); got != "bridge,portmap" {
+		t.Errorf("plugins %s, want bridge,portmap", got)
+	}
+	if strings.Contains(string(list.Plugins[0].Bytes), `"ipMasq":true`) {
+		t.Errorf("bridge plugin masquerades: %s", list.Plugins[0].Bytes)
+	}
+	var specs []string
+	for _, r := range hostRules(n) {
+		specs = append(specs, r.table+" "+r.chain+" "+strings.Join(r.spec, " "))
+	}
+	want := []string{
+		`nat POSTROUTING -s 10.90.0.0/24 ! -o br-abc -m comment --comment skiff network web abc -j MASQUERADE`,
+		`filter FORWARD -o br-abc -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment skiff network web abc -j ACCEPT`,
+		`filter FORWARD -i br-abc -m comment --comment skiff network web abc -j ACCEPT`,
+	}
+	if strings.Join(specs, "\n") != strings.Join(want, "\n") {
+		t.Errorf("host rules:\n%s\nwant:\n%s", strings.Join(specs, "\n"), strings.Join(want, "\n"))
+	}
+	n.Internal = true
+	if r := hostRules(n); len(r) != 0 {
+		t.Errorf("an internal network has host rules: %v", r)
+	}
+}
+
 func TestConflist(t *testing.T) {
 	for _, internal := range []bool{false, true} {
 		n := Network{ID: "abc", Name: "web", Driver: DriverBridge, Subnet: netip.MustParsePrefix("10.90.0.0/24"),

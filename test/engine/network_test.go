@@ -136,6 +136,11 @@ func (d *daemon) checkNetworkLeftovers() {
 				d.t.Errorf("cleanup: delete the masquerade rule %q: %v: %s", rule, err, out)
 			}
 		}
+		for _, rule := range forwardRules(br) {
+			if out, err := exec.Command("sh", "-c", "iptables -w 60 -t filter "+strings.Replace(rule, "-A ", "-D ", 1)).CombinedOutput(); err != nil {
+				d.t.Errorf("cleanup: delete the FORWARD rule %q: %v: %s", rule, err, out)
+			}
+		}
 	}
 }
 
@@ -144,6 +149,18 @@ func (d *daemon) checkNetworkLeftovers() {
 func masqueradeRules(br string) []string {
 	var out []string
 	rules, _ := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
+	for _, l := range strings.Split(string(rules), "\n") {
+		if strings.Contains(l, `"skiff network `) && strings.Contains(l, " "+br+" ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// forwardRules are the network's FORWARD rules that skiffd owns (bridge br).
+func forwardRules(br string) []string {
+	var out []string
+	rules, _ := exec.Command("iptables-save", "-t", "filter").CombinedOutput()
 	for _, l := range strings.Split(string(rules), "\n") {
 		if strings.Contains(l, `"skiff network `) && strings.Contains(l, " "+br+" ") {
 			out = append(out, l)
@@ -323,6 +340,11 @@ func TestNetworkUserNetworkNames(t *testing.T) {
 	if r := d.run("network", "rm", "appnet"); r.Code == 0 || !strings.Contains(r.Stderr, "srv") && !strings.Contains(r.Stderr, "peer") {
 		t.Fatalf("network rm of a network in use: %s", r)
 	}
+	// Forwarding is one pair of rules per network (skiffd's), not rules
+	// per container (the firewall plugin's).
+	if filter, _ := exec.Command("iptables-save", "-t", "filter").CombinedOutput(); strings.Contains(string(filter), subnetPrefix(subnet)) {
+		t.Errorf("filter rules name appnet's containers:\n%s", filter)
+	}
 	d.must("rm", "-f", "srv", "peer", "late")
 	if l := d.networkLeftovers(subnet); len(l) > 0 {
 		t.Fatalf("left after rm:\n%s", strings.Join(l, "\n"))
@@ -331,7 +353,14 @@ func TestNetworkUserNetworkNames(t *testing.T) {
 	if r := masqueradeRules(br); len(r) != 1 || !strings.Contains(r[0], "-s "+subnet+" ! -o "+br+" ") || !strings.HasSuffix(r[0], "-j MASQUERADE") {
 		t.Errorf("appnet's masquerade rule, one per network: %q", r)
 	}
+	if r := forwardRules(br); len(r) != 2 || !strings.Contains(strings.Join(r, "\n"), "-A FORWARD -i "+br+" ") ||
+		!strings.Contains(strings.Join(r, "\n"), "-A FORWARD -o "+br+" -m conntrack --ctstate RELATED,ESTABLISHED ") {
+		t.Errorf("appnet's FORWARD rules, one pair per network: %q", r)
+	}
 	d.must("network", "rm", "appnet")
+	if r := forwardRules(br); len(r) != 0 {
+		t.Errorf("FORWARD rules left after network rm: %q", r)
+	}
 	if _, err := net.InterfaceByName(br); err == nil {
 		t.Errorf("bridge %s left after network rm", br)
 	}
