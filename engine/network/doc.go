@@ -1,6 +1,8 @@
 // Package network is skiffd's container networking: CNI networks (libcni
 // driving the standard plugin binaries: bridge, host-local, portmap,
-// firewall, loopback) and the attachment of containers to them.
+// loopback, and firewall for networks made before skiffd owned their
+// forwarding rules), each network's masquerade and FORWARD rules
+// (hostrules.go), and the attachment of containers to them.
 //
 // It owns, per network, a conflist under <Root>/networks/<name>.conflist
 // (the file is the network's record: skiff's own fields, id, subnet,
