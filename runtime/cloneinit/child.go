@@ -17,6 +17,7 @@ type childData struct {
 	_     int32
 
 	sock, fifo uintptr
+	parentSock uintptr // the parent's end, which the clone inherits and closes first
 	joins      [8][2]uintptr // fd and CLONE_NEW* flag of each namespace to join
 	njoin      uintptr
 	sigmask    uint64 // the mask to restore once the handlers are reset
@@ -205,6 +206,9 @@ func exitsGo(sig uintptr) bool {
 //go:nosplit
 //go:norace
 func childMain(c *childData) {
+	// Else the socket never reads EOF should the runtime die before it
+	// sends msgGo, and the clone would wait forever.
+	sys(unix.SYS_CLOSE, c.parentSock, 0, 0)
 	resetSignals(c)
 	sys(unix.SYS_PRCTL, unix.PR_SET_NAME, c.name, 0)
 	// Not ptrace-able, nor its /proc files readable, by the container's

@@ -215,7 +215,7 @@ func (p *Plan) Start(cloneflags uintptr) (pid, pidfd int, err error) {
 		return 0, -1, fmt.Errorf("container %q: create sync socket: %w", p.ID, err)
 	}
 	p.sock = os.NewFile(uintptr(fds[0]), "init-sync")
-	p.c.sock = uintptr(fds[1])
+	p.c.sock, p.c.parentSock = uintptr(fds[1]), uintptr(fds[0])
 	defer unix.Close(fds[1]) // the clone has its own fd table
 
 	// The clone must not run a Go signal handler before it has reset them

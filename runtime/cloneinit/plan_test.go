@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -145,5 +146,37 @@ func TestPlanRefuses(t *testing.T) {
 				t.Errorf("error %q does not name the container", err)
 			}
 		})
+	}
+}
+
+// TestPlanParentGone: a clone whose runtime is gone before it sent Go (its
+// socket end closed) exits instead of waiting forever.
+func TestPlanParentGone(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	set, last := allCaps(t)
+	p := &Plan{ID: "cloneinit-test", Args: []string{"true"}, Cwd: "/", Caps: set, LastCap: last}
+	pid, pidfd, err := p.Start(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pidfd)
+	p.Sock().Close()
+	done := make(chan unix.WaitStatus, 1)
+	go func() {
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, 0, nil)
+		done <- ws
+	}()
+	select {
+	case ws := <-done:
+		if !ws.Exited() || ws.ExitStatus() != 1 {
+			t.Errorf("clone ended with %v, want exit 1", ws)
+		}
+	case <-time.After(5 * time.Second):
+		unix.Kill(pid, unix.SIGKILL)
+		<-done
+		t.Fatal("the clone still waits 5s after its parent's socket closed")
 	}
 }
