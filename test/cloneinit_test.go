@@ -1,6 +1,8 @@
 package test
 
 import (
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -185,5 +187,55 @@ func TestClonedInitFailures(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestExecStartPath checks that `exec` clones its process where it can, and
+// that it lands in the container's namespaces, root and cgroup either way.
+func TestExecStartPath(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		env    []string
+		cloned bool
+	}{{name: "default", cloned: true}, {name: "exec-init-env", env: []string{"SKIFF_RUNTIME_EXEC_INIT=1"}}} {
+		tc := tc
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rt := testutil.NewRuntime(t, runtimeUnderTest, skiffBin)
+			rt.Env = tc.env
+			bundle, _ := testutil.BusyboxBundle(t, "sleep", "600")
+			id := testutil.ContainerID(t)
+			guard(t, rt, id, bundle)
+			ctx := testContext(t, 60*time.Second)
+			if _, stderr, code := rt.Run(ctx, "run", "-d", "--bundle", bundle, id); code != 0 {
+				t.Fatalf("run -d: exit %d: %s", code, stderr)
+			}
+			defer rt.Delete(ctx, id, true)
+			st, err := rt.State(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stdout, stderr, code := rt.Run(ctx, "--debug", "exec", id, "sh", "-c",
+				"for n in mnt pid net; do readlink /proc/self/ns/$n; done; cat /proc/self/cgroup | grep -c "+id+"; ls /")
+			if code != 0 {
+				t.Fatalf("exec: exit %d: %s", code, stderr)
+			}
+			if got := strings.Contains(stderr, "exec process cloned"); got != tc.cloned {
+				t.Errorf("exec process cloned = %v, want %v; debug log:\n%s", got, tc.cloned, stderr)
+			}
+			var want []string
+			for _, ns := range []string{"mnt", "pid", "net"} {
+				l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", st.Pid, ns))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, l)
+			}
+			lines := nonEmptyLines(stdout)
+			if len(lines) < 5 || strings.Join(lines[:3], " ") != strings.Join(want, " ") || lines[3] == "0" || !strings.Contains(stdout, "\nbin\n") {
+				t.Errorf("exec saw %q; want the init's namespaces %q, its cgroup, and the container's root", lines, want)
+			}
+		})
 	}
 }

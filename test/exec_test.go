@@ -78,11 +78,16 @@ func TestExec(t *testing.T) {
 	}
 	results := map[string][]outcome{}
 	oracle, subject := newRuntimes(t)
+	// skiff-runtime clones most exec'd processes (runtime/cloneinit); its
+	// exec'd Go init must behave the same.
+	execInit := testutil.NewRuntime(t, runtimeUnderTest+" (exec init)", skiffBin)
+	execInit.Env = []string{"SKIFF_RUNTIME_EXEC_INIT=1"}
+	runtimes := []*testutil.Runtime{oracle, subject, execInit}
 	bundle, spec := testutil.BusyboxBundle(t, "sleep", "600")
 	spec.Process.Env = append(spec.Process.Env, "GREETING=from-spec")
 	testutil.WriteSpec(t, bundle, spec)
 	procFile := filepath.Join(t.TempDir(), "process.json")
-	for _, rt := range []*testutil.Runtime{oracle, subject} {
+	for _, rt := range runtimes {
 		id := testutil.ContainerID(t)
 		guard(t, rt, id, bundle)
 		ctx := testContext(t, 120*time.Second)
@@ -135,13 +140,14 @@ func TestExec(t *testing.T) {
 	}
 	for _, c := range cases {
 		r := results[c.name]
-		if len(r) != 2 {
+		if len(r) != len(runtimes) {
 			continue
 		}
 		if c.check != nil {
 			t.Run(c.name, func(t *testing.T) { c.check(t, r[0].out) })
 		}
-		for i, name := range []string{"runc", runtimeUnderTest} {
+		for i, rt := range runtimes {
+			name := rt.String()
 			switch {
 			case c.wantExit == -2 && r[i].code == 0:
 				t.Errorf("exec %s: %s succeeded, want a failure", c.name, name)
@@ -152,11 +158,13 @@ func TestExec(t *testing.T) {
 				t.Errorf("exec %s: %s stderr %q does not mention %q", c.name, name, r[i].stderr, c.wantStderr)
 			}
 		}
-		if r[0].code != r[1].code {
-			t.Errorf("exec %s: exit code runc %d, %s %d (stderr %q)", c.name, r[0].code, runtimeUnderTest, r[1].code, r[1].stderr)
-		}
-		if r[0].out != r[1].out {
-			t.Errorf("exec %s sees different things:\n%s", c.name, lineDiff(r[0].out, r[1].out))
+		for i, rt := range runtimes[1:] {
+			if r[0].code != r[i+1].code {
+				t.Errorf("exec %s: exit code runc %d, %s %d (stderr %q)", c.name, r[0].code, rt, r[i+1].code, r[i+1].stderr)
+			}
+			if r[0].out != r[i+1].out {
+				t.Errorf("exec %s sees different things under runc and %s:\n%s", c.name, rt, lineDiff(r[0].out, r[i+1].out))
+			}
 		}
 	}
 }

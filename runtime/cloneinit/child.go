@@ -17,7 +17,7 @@ type childData struct {
 	_     int32
 
 	sock, fifo uintptr
-	parentSock uintptr // the parent's end, which the clone inherits and closes first
+	parentSock uintptr       // the parent's end, which the clone inherits and closes first
 	joins      [8][2]uintptr // fd and CLONE_NEW* flag of each namespace to join
 	njoin      uintptr
 	sigmask    uint64 // the mask to restore once the handlers are reset

@@ -49,8 +49,13 @@ type Plan struct {
 	// from it before execve.
 	Fifo *os.File
 	// Joins are namespaces the process joins right after the clone, before
-	// Start returns: network, IPC, UTS or cgroup namespaces, by path.
+	// Start returns: mount, network, IPC, UTS or cgroup namespaces, by path.
 	Joins []Join
+	// PidNS, if set, is the path of a pid namespace to start the process
+	// in (a process exec'd into a container): the thread that clones it
+	// joins it first (setns only places that thread's children) and then
+	// dies with its goroutine.
+	PidNS string
 	// Stdio, where set, replace the inherited fds 0, 1 and 2; their own
 	// numbers must be 3 or more.
 	Stdio [3]*os.File
@@ -218,24 +223,33 @@ func (p *Plan) Start(cloneflags uintptr) (pid, pidfd int, err error) {
 	p.c.sock, p.c.parentSock = uintptr(fds[1]), uintptr(fds[0])
 	defer unix.Close(fds[1]) // the clone has its own fd table
 
-	// The clone must not run a Go signal handler before it has reset them
-	// (it would run on the clone's stack with this thread's g): block every
-	// signal on this thread across the clone; the clone restores the mask.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	all := ^uint64(0)
-	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&p.c.sigmask)), 8, 0, 0); e != 0 {
-		p.sock.Close()
-		return 0, -1, fmt.Errorf("container %q: block signals: %w", p.ID, e)
+	var r uintptr
+	if p.PidNS == "" {
+		r, err = p.clone(cloneflags)
+	} else {
+		done := make(chan error, 1)
+		go func() {
+			// Never unlocked: the thread's children land in the
+			// container's pid namespace; it dies with this goroutine.
+			runtime.LockOSThread()
+			ns, err := os.Open(p.PidNS)
+			if err == nil {
+				err = unix.Setns(int(ns.Fd()), unix.CLONE_NEWPID)
+				ns.Close()
+			}
+			if err != nil {
+				done <- fmt.Errorf("container %q: join pid namespace %s: %w", p.ID, p.PidNS, err)
+				return
+			}
+			var cerr error
+			r, cerr = p.clone(cloneflags)
+			done <- cerr
+		}()
+		err = <-done
 	}
-	top := uintptr(unsafe.Pointer(&p.stack[len(p.stack)-64])) &^ 15
-	flags := cloneflags | unix.CLONE_VM | unix.CLONE_PIDFD | uintptr(unix.SIGCHLD)
-	r, errno := rawClone(flags, top, &p.c)
-	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&p.c.sigmask)), 0, 8, 0, 0)
-	runtime.KeepAlive(p)
-	if errno != 0 {
+	if err != nil {
 		p.sock.Close()
-		return 0, -1, fmt.Errorf("container %q: clone the init into its namespaces: %w", p.ID, unix.Errno(errno))
+		return 0, -1, err
 	}
 	p.pid = int(r)
 	if len(p.Joins) > 0 {
@@ -252,6 +266,31 @@ func (p *Plan) Start(cloneflags uintptr) (pid, pidfd int, err error) {
 	}
 	return p.pid, int(p.c.pidfd), nil
 }
+
+// clone clones the process from the calling goroutine's thread.
+func (p *Plan) clone(cloneflags uintptr) (uintptr, error) {
+	// The clone must not run a Go signal handler before it has reset them
+	// (it would run on the clone's stack with this thread's g): block every
+	// signal on this thread across the clone; the clone restores the mask.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	all := ^uint64(0)
+	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&p.c.sigmask)), 8, 0, 0); e != 0 {
+		return 0, fmt.Errorf("container %q: block signals: %w", p.ID, e)
+	}
+	top := uintptr(unsafe.Pointer(&p.stack[len(p.stack)-64])) &^ 15
+	flags := cloneflags | unix.CLONE_VM | unix.CLONE_PIDFD | uintptr(unix.SIGCHLD)
+	r, errno := rawClone(flags, top, &p.c)
+	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&p.c.sigmask)), 0, 8, 0, 0)
+	runtime.KeepAlive(p)
+	if errno != 0 {
+		return 0, fmt.Errorf("container %q: clone the process into its namespaces: %w", p.ID, unix.Errno(errno))
+	}
+	return r, nil
+}
+
+// Pid is the process's pid, once started.
+func (p *Plan) Pid() int { return p.pid }
 
 // Sock is the parent's end of the sync socket.
 func (p *Plan) Sock() *os.File { return p.sock }

@@ -159,23 +159,8 @@ func (ci *clonedInit) build(rc *rootfs.Config, s *specs.Spec, bundle string, new
 
 func (ci *clonedInit) setup(rc *rootfs.Config, s *specs.Spec, bundle string, newUTS bool) error {
 	pid := rc.InitPid
-	p := s.Process
-	if p.OOMScoreAdj != nil {
-		// oom_score_adj is shared by the processes of one mm: until its
-		// execve, that is the runtime too, which does not mind.
-		if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
-			return fmt.Errorf("set process.oomScoreAdj %d: %w", *p.OOMScoreAdj, err)
-		}
-	}
-	for _, rl := range p.Rlimits {
-		res, err := spec.Rlimit(rl.Type)
-		if err != nil {
-			return err
-		}
-		lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
-		if err := unix.Prlimit(pid, res, &lim, nil); err != nil {
-			return fmt.Errorf("set process.rlimits %s soft=%d hard=%d: %w (a hard limit can only be raised with CAP_SYS_RESOURCE)", rl.Type, rl.Soft, rl.Hard, err)
-		}
+	if err := setLimits(pid, s.Process); err != nil {
+		return err
 	}
 	type result struct {
 		exe, home string
@@ -256,7 +241,35 @@ func buildInside(pidfd int, nsflags uintptr, rc *rootfs.Config, s *specs.Spec, b
 			}
 		}
 	}
-	p := s.Process
+	return resolveProgram(s.Process)
+}
+
+// setLimits sets p's oom_score_adj and rlimits on process pid.
+func setLimits(pid int, p *specs.Process) error {
+	if p.OOMScoreAdj != nil {
+		// oom_score_adj is shared by the processes of one mm: until its
+		// execve, that is the runtime too, which does not mind.
+		if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+			return fmt.Errorf("set process.oomScoreAdj %d: %w", *p.OOMScoreAdj, err)
+		}
+	}
+	for _, rl := range p.Rlimits {
+		res, err := spec.Rlimit(rl.Type)
+		if err != nil {
+			return err
+		}
+		lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
+		if err := unix.Prlimit(pid, res, &lim, nil); err != nil {
+			return fmt.Errorf("set process.rlimits %s soft=%d hard=%d: %w (a hard limit can only be raised with CAP_SYS_RESOURCE)", rl.Type, rl.Soft, rl.Hard, err)
+		}
+	}
+	return nil
+}
+
+// resolveProgram runs on a thread inside the container's root: it changes
+// to p.Cwd and finds p's program on the container's PATH, and HOME in its
+// /etc/passwd unless p.Env sets it.
+func resolveProgram(p *specs.Process) (exe, home string, err error) {
 	if err := unix.Chdir(p.Cwd); err != nil {
 		class := errdefs.ErrFailedPrecondition
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
@@ -373,4 +386,138 @@ func releaseAtLeast(rel string, major, minor int) bool {
 		return false
 	}
 	return a > major || (a == major && b >= minor)
+}
+
+// canCloneExec reports whether a process exec'd into container rec can
+// start the fast way: as canCloneInit, with the container's namespaces
+// joined (none of them a user or time namespace), and a mount namespace of
+// the container's own (not a root shared with the host, hostmount.go).
+func (r *Runtime) canCloneExec(s *specs.Spec, rec *record, o *ExecOpts) bool {
+	if !cloneinit.Supported || r.ExecInit || rec.SharedRootfsMount != 0 {
+		return false
+	}
+	p := s.Process
+	if p.Terminal || p.Scheduler != nil || p.IOPriority != nil || p.ExecCPUAffinity != nil || s.Linux.Personality != nil {
+		return false
+	}
+	if sc := s.Linux.Seccomp; sc != nil && sc.ListenerPath != "" {
+		return false
+	}
+	mnt := false
+	for _, ns := range s.Linux.Namespaces {
+		switch ns.Type {
+		case specs.UserNamespace, specs.TimeNamespace:
+			return false
+		case specs.MountNamespace:
+			mnt = true
+		}
+	}
+	if !mnt {
+		return false
+	}
+	for _, f := range []*os.File{o.Stdin, o.Stdout, o.Stderr} {
+		if f != nil && f.Fd() < 3 && f != os.Stdin && f != os.Stdout && f != os.Stderr {
+			return false
+		}
+	}
+	return true
+}
+
+// cloneExec clones a process into container rec's namespaces (joins, and
+// the pid namespace at pidns), to run s.Process.
+func (r *Runtime) cloneExec(rec *record, s *specs.Spec, o *ExecOpts, pidns string, joins []cloneinit.Join) (*spawned, *clonedInit, error) {
+	p := s.Process
+	set, err := caps.FromSpec(p.Capabilities)
+	if err != nil {
+		return nil, nil, err
+	}
+	last, err := caps.LastCap()
+	if err != nil {
+		return nil, nil, err
+	}
+	env, err := processEnv(p.Env)
+	if err != nil {
+		return nil, nil, fmt.Errorf("exec in container %q: %w", rec.ID, err)
+	}
+	plan := &cloneinit.Plan{
+		ID: rec.ID, Args: p.Args, Env: env, Cwd: p.Cwd,
+		UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids, Umask: 0o022,
+		Caps: set, LastCap: last, NoNewPrivs: p.NoNewPrivileges,
+		PreserveFDs: o.PreserveFDs,
+		Joins:       joins,
+		PidNS:       pidns,
+	}
+	if p.User.Umask != nil {
+		plan.Umask = int(*p.User.Umask)
+	}
+	for i, f := range []*os.File{o.Stdin, o.Stdout, o.Stderr} {
+		if f != nil && f.Fd() >= 3 {
+			plan.Stdio[i] = f
+		}
+	}
+	if s.Linux.Seccomp != nil {
+		bpf, err := r.compileSeccomp(s.Linux.Seccomp)
+		if err != nil {
+			return nil, nil, err
+		}
+		plan.Seccomp = &seccomp.Filter{}
+		if err := plan.Seccomp.UnmarshalBinary(bpf); err != nil {
+			return nil, nil, err
+		}
+	}
+	pid, pidfd, err := plan.Start(0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("exec in container %q: %w", rec.ID, err)
+	}
+	r.clones = append(r.clones, plan)
+	r.logger().Debug("exec process cloned", "id", rec.ID, "pid", pid)
+	sp := &spawned{id: rec.ID, what: "exec process", pid: pid, sock: plan.Sock()}
+	sp.proc, _ = os.FindProcess(pid)
+	sp.start, _, err = procStartTime(pid)
+	if err != nil {
+		sp.kill()
+		unix.Close(pidfd)
+		return nil, nil, fmt.Errorf("exec process of container %q (pid %d) died at once: %w", rec.ID, pid, err)
+	}
+	return sp, &clonedInit{plan: plan, pidfd: pidfd}, nil
+}
+
+// finishExec sets a cloned exec process's limits, finds its program and
+// HOME inside the container's root, and lets it set itself up and execve.
+func (ci *clonedInit) finishExec(p *specs.Process) error {
+	defer unix.Close(ci.pidfd)
+	plan := ci.plan
+	if err := setLimits(plan.Pid(), p); err != nil {
+		return fmt.Errorf("exec in container %q: %w", plan.ID, err)
+	}
+	type result struct {
+		exe, home string
+		err       error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// Never unlocked: the thread joins the container's mount
+		// namespace and dies with the goroutine.
+		runtime.LockOSThread()
+		var res result
+		res.exe, res.home, res.err = findProgram(ci.pidfd, p)
+		done <- res
+	}()
+	res := <-done
+	if res.err != nil {
+		return fmt.Errorf("exec in container %q: %w", plan.ID, res.err)
+	}
+	return plan.Go(res.exe, res.home)
+}
+
+// findProgram joins the mount namespace of the process behind pidfd from a
+// locked thread of its own and resolves p's program and HOME there.
+func findProgram(pidfd int, p *specs.Process) (exe, home string, err error) {
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return "", "", fmt.Errorf("unshare the filesystem attributes of a runtime thread: %w", err)
+	}
+	if err := unix.Setns(pidfd, unix.CLONE_NEWNS); err != nil {
+		return "", "", fmt.Errorf("join the container's mount namespace: %w", err)
+	}
+	return resolveProgram(p)
 }

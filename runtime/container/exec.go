@@ -17,6 +17,7 @@ import (
 	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/runtime/caps"
 	"github.com/skiff-containers/skiff/runtime/cgroups"
+	"github.com/skiff-containers/skiff/runtime/cloneinit"
 	"github.com/skiff-containers/skiff/runtime/console"
 	"github.com/skiff-containers/skiff/runtime/initproc"
 )
@@ -182,6 +183,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOpts) (int, error) 
 	// time namespace needs that fork anyway.
 	var req strings.Builder
 	var pidns string
+	var joins []cloneinit.Join
 	hasTimens := false
 	for _, ns := range linux.Namespaces {
 		hasTimens = hasTimens || ns.Type == specs.TimeNamespace
@@ -196,6 +198,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOpts) (int, error) 
 			continue
 		}
 		fmt.Fprintf(&req, "join %d %s\n", nsFlags[ns.Type], path)
+		joins = append(joins, cloneinit.Join{Path: path, Flag: uintptr(nsFlags[ns.Type])})
 	}
 	fmt.Fprintf(&req, "unshare 0\n")
 
@@ -210,12 +213,21 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOpts) (int, error) 
 		signal.Notify(sigs)
 		defer signal.Stop(sigs)
 	}
-	sp, err := r.spawn(spawnReq{
-		id: id, what: "exec process", dir: "/", nsReq: req.String(), pidns: pidns, linux: &linux,
-		preserveFDs: o.PreserveFDs,
-		files:       files,
-		stdin:       o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
-	})
+	// The fast way where it can (cloneinit.go): no second Go program.
+	var (
+		sp *spawned
+		ci *clonedInit
+	)
+	if r.canCloneExec(&s, rec, &o) {
+		sp, ci, err = r.cloneExec(rec, &s, &o, pidns, joins)
+	} else {
+		sp, err = r.spawn(spawnReq{
+			id: id, what: "exec process", dir: "/", nsReq: req.String(), pidns: pidns, linux: &linux,
+			preserveFDs: o.PreserveFDs,
+			files:       files,
+			stdin:       o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
+		})
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -230,27 +242,10 @@ func (r *Runtime) Exec(ctx context.Context, id string, o ExecOpts) (int, error) 
 			return 0, fmt.Errorf("exec in container %q: join its cgroup: %w", id, err)
 		}
 	}
-	seccompBPF, err := r.compileSeccomp(linux.Seccomp)
-	if err != nil {
-		sp.kill()
-		return 0, err
-	}
-	cfg := &initproc.Config{
-		SeccompBPF:   seccompBPF,
-		ID:           id,
-		Bundle:       rec.Bundle,
-		Rootfs:       rec.Rootfs,
-		Spec:         &s,
-		PreserveFDs:  o.PreserveFDs,
-		NoNewKeyring: true,
-		Exec:         true,
-	}
-	if rec.SharedRootfsMount != 0 {
-		cfg.ExecRoot = rec.Rootfs // hostmount.go
-	}
-	err = sp.configure(cfg, r.logger(), nil)
-	if c := files[initproc.EnvConsoleFD]; c != nil {
-		c.Close() // the process has its copy, or failed
+	if ci != nil {
+		err = ci.finishExec(p)
+	} else {
+		err = r.configureExec(sp, rec, &s, &o, files)
 	}
 	if err != nil {
 		sp.kill()
@@ -321,4 +316,31 @@ func waitForward(pid int, sigs chan os.Signal, tty bool) (int, error) {
 		}
 		return 0, nil
 	}
+}
+
+// configureExec sends the exec'd Go init its config and waits until the
+// process is set up.
+func (r *Runtime) configureExec(sp *spawned, rec *record, s *specs.Spec, o *ExecOpts, files map[string]*os.File) error {
+	seccompBPF, err := r.compileSeccomp(s.Linux.Seccomp)
+	if err != nil {
+		return err
+	}
+	cfg := &initproc.Config{
+		SeccompBPF:   seccompBPF,
+		ID:           rec.ID,
+		Bundle:       rec.Bundle,
+		Rootfs:       rec.Rootfs,
+		Spec:         s,
+		PreserveFDs:  o.PreserveFDs,
+		NoNewKeyring: true,
+		Exec:         true,
+	}
+	if rec.SharedRootfsMount != 0 {
+		cfg.ExecRoot = rec.Rootfs // hostmount.go
+	}
+	err = sp.configure(cfg, r.logger(), nil)
+	if c := files[initproc.EnvConsoleFD]; c != nil {
+		c.Close() // the process has its copy, or failed
+	}
+	return err
 }
