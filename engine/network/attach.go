@@ -205,7 +205,12 @@ func (m *Manager) Setup(ctx context.Context, req SetupRequest) (_ Attachment, re
 	}
 	for i := range a.Endpoints {
 		ep := &a.Endpoints[i]
-		res, err := m.cni.AddNetworkList(ctx, lists[ep.Network], m.runtimeConf(a, i))
+		rt := m.runtimeConf(a, i)
+		list, err := pluginsFor(lists[ep.Network], rt)
+		if err != nil {
+			return Attachment{}, fmt.Errorf("join network %s: %w", ep.Network, err)
+		}
+		res, err := m.cni.AddNetworkList(ctx, list, rt)
 		if err != nil {
 			return Attachment{}, fmt.Errorf("join network %s: %w", ep.Network, m.pluginError(err))
 		}
@@ -413,7 +418,50 @@ func (m *Manager) delEndpoint(ctx context.Context, a Attachment, i int) error {
 			return err
 		}
 	}
+	if list, err = pluginsFor(list, rt); err != nil {
+		return err
+	}
 	return m.pluginError(m.cni.DelNetworkList(ctx, list, rt))
+}
+
+// pluginsFor is list without its portmap plugin when the endpoint publishes
+// no port: the plugin would only start and exit on ADD, and on DEL run
+// iptables to delete chains that were never made. ADD and DEL of an
+// endpoint both go through here, so they run the same plugins.
+func pluginsFor(list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) (*libcni.NetworkConfigList, error) {
+	if _, ok := rt.CapabilityArgs["portMappings"]; ok {
+		return list, nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(list.Bytes, &raw); err != nil {
+		return nil, fmt.Errorf("network %s: read its conflist: %w", list.Name, err)
+	}
+	var plugins []json.RawMessage
+	if err := json.Unmarshal(raw["plugins"], &plugins); err != nil {
+		return nil, fmt.Errorf("network %s: read its conflist's plugins: %w", list.Name, err)
+	}
+	if len(plugins) != len(list.Plugins) {
+		return list, nil
+	}
+	kept := plugins[:0]
+	for i, p := range plugins {
+		if list.Plugins[i].Network.Type != "portmap" {
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) == len(list.Plugins) {
+		return list, nil
+	}
+	b, err := json.Marshal(kept)
+	if err != nil {
+		return nil, err
+	}
+	raw["plugins"] = b
+	data, err := json.Marshal(raw)
+	if err != nil {
+		return nil, err
+	}
+	return libcni.ConfListFromBytes(data)
 }
 
 // Connect joins a running container (one with an attachment) to one more
@@ -453,7 +501,12 @@ func (m *Manager) Connect(ctx context.Context, id string, er EndpointRequest) (_
 	if err := m.writeAttachment(a); err != nil {
 		return Attachment{}, err
 	}
-	res, err := m.cni.AddNetworkList(ctx, list, m.runtimeConf(a, i))
+	rt := m.runtimeConf(a, i)
+	addList, err := pluginsFor(list, rt)
+	if err != nil {
+		return Attachment{}, fmt.Errorf("connect container %s to network %s: %w", id, n.Name, err)
+	}
+	res, err := m.cni.AddNetworkList(ctx, addList, rt)
 	if err != nil {
 		derr := m.delEndpoint(context.WithoutCancel(ctx), a, i)
 		if derr == nil {

@@ -176,6 +176,38 @@ func TestConflistOwnedRules(t *testing.T) {
 	}
 }
 
+func TestPluginsFor(t *testing.T) {
+	n := Network{ID: "abc", Name: "web", Driver: DriverBridge, Subnet: netip.MustParsePrefix("10.90.0.0/24"),
+		Gateway: netip.MustParseAddr("10.90.0.1"), Bridge: "br-abc"}
+	data, err := Conflist(n, "/run/x/ipam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := libcni.ConfListFromBytes(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := func(l *libcni.NetworkConfigList) string {
+		var ts []string
+		for _, p := range l.Plugins {
+			ts = append(ts, p.Network.Type)
+		}
+		return strings.Join(ts, ",")
+	}
+	got, err := pluginsFor(list, &libcni.RuntimeConf{})
+	if err != nil || types(got) != "bridge,firewall" || got.Name != "web" {
+		t.Fatalf("without ports: %s (%v), want bridge,firewall", types(got), err)
+	}
+	again, err := libcni.ConfListFromBytes(got.Bytes)
+	if err != nil || types(again) != "bridge,firewall" {
+		t.Errorf("the list's bytes (what libcni caches) are not the list: %s, %v", types(again), err)
+	}
+	ports := &libcni.RuntimeConf{CapabilityArgs: map[string]any{"portMappings": []PortMapping{{HostPort: 80, ContainerPort: 80, Protocol: "tcp"}}}}
+	if got, err := pluginsFor(list, ports); err != nil || got != list {
+		t.Errorf("with ports: %s, %v; want the list as it is", types(got), err)
+	}
+}
+
 func TestConflist(t *testing.T) {
 	for _, internal := range []bool{false, true} {
 		n := Network{ID: "abc", Name: "web", Driver: DriverBridge, Subnet: netip.MustParsePrefix("10.90.0.0/24"),
