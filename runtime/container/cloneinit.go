@@ -393,7 +393,9 @@ func releaseAtLeast(rel string, major, minor int) bool {
 // joined (none of them a user or time namespace), and a mount namespace of
 // the container's own (not a root shared with the host, hostmount.go).
 func (r *Runtime) canCloneExec(s *specs.Spec, rec *record, o *ExecOpts) bool {
-	if !cloneinit.Supported || r.ExecInit || rec.SharedRootfsMount != 0 {
+	if !cloneinit.Supported || r.ExecInit || rec.SharedRootfsMount != 0 || !kernelAtLeast(5, 11) {
+		// 5.11: close_range's CLOSE_RANGE_CLOEXEC (setns through a pidfd
+		// is 5.8, CLONE_PIDFD 5.2).
 		return false
 	}
 	p := s.Process
