@@ -434,19 +434,19 @@ func (s *Service) stopLocked(ctx context.Context, c *ctr, rec metadata.Container
 		return rec, fmt.Errorf("stop container %s: no shim holds it; restart skiffd to recover it", ref)
 	}
 	s.markManualStop(c)
+	// Each kill event goes out before its signal: published after, it could
+	// follow the die event of the exit the signal caused.
+	s.publishKill(c.ns, rec, sig)
 	if err := cl.Kill(ctx, sig, false); err != nil && !client.ErrGone(err) {
 		s.log.Warn("stop: send the stop signal", "namespace", c.ns, "id", c.id, "signal", sig, "err", err)
-	} else if err == nil {
-		s.publishKill(c.ns, rec, sig)
 	}
 	select {
 	case <-exited:
 	case <-time.After(timeout):
 		s.log.Info("stop: timed out; killing", "namespace", c.ns, "id", c.id, "timeout", timeout)
+		s.publishKill(c.ns, rec, syscall.SIGKILL) // docker's kill event of the escalation
 		if err := cl.Kill(ctx, syscall.SIGKILL, true); err != nil && !client.ErrGone(err) {
 			s.log.Warn("stop: SIGKILL", "namespace", c.ns, "id", c.id, "err", err)
-		} else {
-			s.publishKill(c.ns, rec, syscall.SIGKILL) // docker's kill event of the escalation
 		}
 		select {
 		case <-exited:
@@ -485,13 +485,15 @@ func (s *Service) Kill(ctx context.Context, ns, idOrName, signal string) (Contai
 	if isManualKill(sig, rec) {
 		s.markManualStop(c)
 	}
+	// Before the signal, so that it precedes the die event of the exit it
+	// causes (docker's order).
+	s.publishKill(ns, rec, sig)
 	if err := cl.Kill(ctx, sig, false); err != nil {
 		if client.ErrGone(err) {
 			return Container{}, &StateError{ID: idOrName, Op: opKill, Status: StatusExited}
 		}
 		return Container{}, fmt.Errorf("kill container %s: %w", idOrName, err)
 	}
-	s.publishKill(ns, rec, sig)
 	if sig == syscall.SIGKILL {
 		select {
 		case <-exited:
