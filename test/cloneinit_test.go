@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -237,5 +238,99 @@ func TestExecStartPath(t *testing.T) {
 				t.Errorf("exec saw %q; want the init's namespaces %q, its cgroup, and the container's root", lines, want)
 			}
 		})
+	}
+}
+
+// TestClonedProcessBinaryProtection tries CVE-2019-5736 on a cloned exec
+// process: the program is a script whose interpreter is /proc/self/exe,
+// which the kernel resolves through the exec'ing process. A process of the
+// container (pid 1 here) opens that interpreter's /proc/PID/exe while it
+// runs and, once it has exited, tries to reopen it for writing. The
+// runtime must have made /proc/self/exe its read-only handle by then
+// (runtime/nsenter's trampoline), not its binary on the host. A private
+// copy of the runtime binary is used, so that no other test's runtime
+// keeps it busy (ETXTBSY would hide a writable binary).
+func TestClonedProcessBinaryProtection(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "skiff-runtime")
+	data, err := os.ReadFile(skiffBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rt := testutil.NewRuntime(t, runtimeUnderTest, bin)
+	// pid 1 catches the first process it can open /proc/PID/exe of, waits
+	// for it to exit, then tries to open that file for appending.
+	attack := `while :; do
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    [ "$p" = 1 ] || [ "$p" = $$ ] && continue
+    if command exec 3<"$d/exe" 2>/dev/null; then
+      echo CAUGHT
+      while [ -e "$d" ]; do sleep 0.01; done
+      # The runtime (the same binary) may still run a moment: retry while
+      # it could be busy (ETXTBSY), which a read-only mount never stops being.
+      v=PROTECTED
+      for i in $(seq 300); do
+        if command exec 4>>/proc/self/fd/3 2>/dev/null; then v=WRITABLE; break; fi
+        sleep 0.01
+      done
+      echo $v
+      exec 3<&- 4>&-
+      sleep 600
+    fi
+  done
+done`
+	bundle, spec := testutil.BusyboxBundle(t, "sh", "-c", attack)
+	if err := os.WriteFile(filepath.Join(bundle, "rootfs", "evil"), []byte("#!/proc/self/exe\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec.Root.Readonly = false
+	testutil.WriteSpec(t, bundle, spec)
+	id := testutil.ContainerID(t)
+	guard(t, rt, id, bundle)
+	ctx := testContext(t, 60*time.Second)
+	out := filepath.Join(t.TempDir(), "out")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if res := rt.Exec(ctx, testutil.Stdio{Stdout: f, Stderr: f}, "run", "-d", "--bundle", bundle, id); !res.OK() {
+		t.Fatalf("run -d: %v", res.Error())
+	}
+	defer rt.Delete(ctx, id, true)
+	caught := func() bool {
+		b, _ := os.ReadFile(out)
+		return strings.Contains(string(b), "CAUGHT")
+	}
+	for i := 0; i < 40 && !caught(); i++ {
+		res := rt.Exec(ctx, testutil.Stdio{}, "--debug", "exec", id, "/evil")
+		if i == 0 && !strings.Contains(res.Stderr, "exec process cloned") {
+			t.Errorf("the exec'd process was not cloned; debug log:\n%s", res.Stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// No more runtime runs from here: the binary is busy no longer.
+	verdict := ""
+	for i := 0; i < 100 && verdict == "" && caught(); i++ {
+		time.Sleep(100 * time.Millisecond)
+		b, _ := os.ReadFile(out)
+		switch {
+		case strings.Contains(string(b), "WRITABLE"):
+			verdict = "WRITABLE"
+		case strings.Contains(string(b), "PROTECTED"):
+			verdict = "PROTECTED"
+		}
+	}
+	switch verdict {
+	case "PROTECTED":
+	case "WRITABLE":
+		t.Fatal("a container process could open the runtime's binary for writing through /proc/PID/exe of an interpreter run by /proc/self/exe (CVE-2019-5736)")
+	default:
+		b, _ := os.ReadFile(out)
+		t.Fatalf("the container never caught the interpreter process in 40 tries; its output: %q", b)
 	}
 }

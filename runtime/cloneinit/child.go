@@ -48,6 +48,13 @@ type childData struct {
 	exe  uintptr // NUL-terminated path, filled in by the parent
 	argv uintptr // NULL-terminated array of NUL-terminated strings
 	envp uintptr
+	// trampoline, if set, is the runtime's protected binary (an fd): the
+	// clone execs it with trampArgv ({marker, exe, argv...}) and it execs
+	// the program (runtime/nsenter's skiff_trampoline).
+	trampoline bool
+	trampFd    uintptr
+	trampArgv  uintptr
+	emptyPath  uintptr // ""
 
 	// Messages for failures after the parent has gone: written to fd 2.
 	execMsg, execMsgLen       uintptr
@@ -269,7 +276,13 @@ func childMain(c *childData) {
 			exit(126)
 		}
 	}
-	_, e := sys(unix.SYS_EXECVE, c.exe, c.argv, c.envp)
+	var e uintptr
+	if c.trampoline {
+		_, _, en := syscall.RawSyscall6(unix.SYS_EXECVEAT, c.trampFd, c.emptyPath, c.trampArgv, c.envp, unix.AT_EMPTY_PATH, 0)
+		e = uintptr(en)
+	} else {
+		_, e = sys(unix.SYS_EXECVE, c.exe, c.argv, c.envp)
+	}
 	report(c, c.execMsg, c.execMsgLen, e)
 	if e == uintptr(unix.ENOENT) {
 		exit(127)

@@ -56,6 +56,13 @@ type Plan struct {
 	// joins it first (setns only places that thread's children) and then
 	// dies with its goroutine.
 	PidNS string
+	// Trampoline, if set, is a read-only handle to the runtime's binary on
+	// a detached mount (runtime/selfexe): the process execs the program
+	// through it (runtime/nsenter's skiff_trampoline), so that an
+	// interpreter of /proc/self/exe reaches that handle, not the runtime's
+	// binary on the host (CVE-2019-5736). It must stay open until Start
+	// returns.
+	Trampoline *os.File
 	// Stdio, where set, replace the inherited fds 0, 1 and 2; their own
 	// numbers must be 3 or more.
 	Stdio [3]*os.File
@@ -187,7 +194,16 @@ func (p *Plan) prepare() error {
 	p.keep = append(p.keep, p.exe)
 	c.exe = uintptr(unsafe.Pointer(&p.exe[0]))
 	c.argv = uintptr(unsafe.Pointer(&p.cstrArray(p.Args, 0)[0]))
-	p.envp = p.cstrArray(p.Env, 1) // a spare slot for HOME
+	env := p.Env
+	if p.Trampoline != nil {
+		// First, so that the HOME slot at the end may stay empty.
+		env = append([]string{"_SKIFF_TRAMPOLINE=container " + p.ID}, env...)
+		targv := p.cstrArray(append([]string{"skiff:[EXEC]", ""}, p.Args...), 0)
+		targv[1] = c.exe // the program, once the parent has filled it in
+		c.trampoline, c.trampFd, c.trampArgv = true, p.Trampoline.Fd(), uintptr(unsafe.Pointer(&targv[0]))
+		c.emptyPath = p.cstr("")
+	}
+	p.envp = p.cstrArray(env, 1) // a spare slot for HOME
 	c.envp = uintptr(unsafe.Pointer(&p.envp[0]))
 	for i, e := range []unix.Errno{unix.ENOENT, unix.EACCES, unix.ENOEXEC, unix.ENOTDIR, unix.ELOOP, unix.ETXTBSY,
 		unix.E2BIG, unix.ENOMEM, unix.EPERM, unix.EISDIR, unix.EINVAL, unix.ELIBBAD} {

@@ -19,6 +19,7 @@ import (
 	"github.com/skiff-containers/skiff/runtime/initproc"
 	"github.com/skiff-containers/skiff/runtime/rootfs"
 	"github.com/skiff-containers/skiff/runtime/seccomp"
+	"github.com/skiff-containers/skiff/runtime/selfexe"
 	"github.com/skiff-containers/skiff/runtime/spec"
 )
 
@@ -106,6 +107,12 @@ func (r *Runtime) cloneInit(id string, s *specs.Spec, opts *CreateOpts, clonefla
 			plan.Stdio[i] = f
 		}
 	}
+	tramp, err := r.trampoline()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tramp.Close() // the clone has its copy once started
+	plan.Trampoline = tramp
 	if s.Linux.Seccomp != nil {
 		if len(seccompBPF) == 0 {
 			return nil, nil, fmt.Errorf("container %q: linux.seccomp is set but no filter was compiled: %w", id, errdefs.ErrFailedPrecondition)
@@ -457,6 +464,12 @@ func (r *Runtime) cloneExec(rec *record, s *specs.Spec, o *ExecOpts, pidns strin
 			plan.Stdio[i] = f
 		}
 	}
+	tramp, err := r.trampoline()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tramp.Close() // the clone has its copy once started
+	plan.Trampoline = tramp
 	if s.Linux.Seccomp != nil {
 		bpf, err := r.compileSeccomp(s.Linux.Seccomp)
 		if err != nil {
@@ -522,4 +535,14 @@ func findProgram(pidfd int, p *specs.Process) (exe, home string, err error) {
 		return "", "", fmt.Errorf("join the container's mount namespace: %w", err)
 	}
 	return resolveProgram(p)
+}
+
+// trampoline opens the binary a cloned process execs its program through:
+// the runtime's own, through a detached read-only mount (runtime/selfexe;
+// see runtime/nsenter's skiff_trampoline for why), or Runtime.Exe.
+func (r *Runtime) trampoline() (*os.File, error) {
+	if r.Exe != "" {
+		return os.Open(r.Exe)
+	}
+	return selfexe.Open(r.Root)
 }

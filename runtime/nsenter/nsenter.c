@@ -156,6 +156,42 @@ static void prefault_data(void)
 	errno = saved;
 }
 
+// skiff_trampoline is the last step of a process that runtime/cloneinit
+// cloned: the clone shares the runtime's memory, so its /proc/self/exe is the
+// runtime's binary on the host, and a program whose interpreter is
+// /proc/self/exe (a script "#!/proc/self/exe", or an ELF's PT_INTERP) would
+// run that binary inside the container, where a process of the container
+// could open it and, once no runtime runs it, write it (CVE-2019-5736). So
+// the clone execs this binary through the runtime's protected handle (a
+// detached read-only mount, runtime/selfexe) with
+//   argv = {"skiff:[EXEC]", PROGRAM, ARGS...}, _SKIFF_TRAMPOLINE=WHO
+// and this constructor, before anything else and before the Go runtime, execs
+// PROGRAM with ARGS and the environment without _SKIFF_TRAMPOLINE: that
+// execve resolves /proc/self/exe to the read-only handle. It runs with the
+// container's credentials and seccomp filter already in place.
+__attribute__((constructor(101))) static void skiff_trampoline(int argc, char **argv, char **envp)
+{
+	const char *who = getenv("_SKIFF_TRAMPOLINE");
+	if (who == NULL)
+		return;
+	if (argc < 3)
+		_exit(126);
+	size_t n = 0;
+	for (char **e = envp; *e != NULL; e++)
+		n++;
+	char **env = calloc(n + 1, sizeof(char *));
+	if (env == NULL)
+		_exit(126);
+	size_t j = 0;
+	for (char **e = envp; *e != NULL; e++)
+		if (strncmp(*e, "_SKIFF_TRAMPOLINE=", 18) != 0)
+			env[j++] = *e;
+	execve(argv[1], argv + 2, env);
+	int err = errno;
+	dprintf(2, "skiff-runtime: %s: exec \"%s\": %s\n", who, argv[2], strerror(err));
+	_exit(err == ENOENT ? 127 : 126);
+}
+
 __attribute__((constructor)) static void skiff_nsenter(void)
 {
 	// One malloc arena: the Go runtime starts several threads through
