@@ -73,7 +73,7 @@ func TestInitStartPath(t *testing.T) {
 			if !res.OK() {
 				t.Fatalf("run: %v", res.Error())
 			}
-			if got := strings.Contains(res.Stderr, "init cloned"); got != tc.cloned {
+			if got := strings.Contains(res.Stderr, "init process cloned"); got != tc.cloned {
 				t.Errorf("init cloned = %v, want %v; debug log:\n%s", got, tc.cloned, res.Stderr)
 			}
 			// Either way the user program ends up as pid 1 (the

@@ -43,17 +43,25 @@ func (r *Runtime) canCloneInit(s *specs.Spec, opts *CreateOpts, newFlags uintptr
 			return false
 		}
 	}
-	p := s.Process
-	if p.Terminal || p.Scheduler != nil || p.IOPriority != nil || p.ExecCPUAffinity != nil || s.Linux.Personality != nil {
+	if h := s.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer)+len(h.StartContainer) > 0 {
 		return false
 	}
-	if h := s.Hooks; h != nil && len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer)+len(h.StartContainer) > 0 {
+	return clonableProcess(s, [3]*os.File{opts.Stdin, opts.Stdout, opts.Stderr})
+}
+
+// clonableProcess reports whether s.Process can run in a cloned process: no
+// terminal, seccomp agent, scheduler, I/O priority, CPU affinity or
+// personality (which need a Go program inside), and stdio that is either
+// the runtime's own or at fd 3 or above (the clone dups it onto 0-2).
+func clonableProcess(s *specs.Spec, stdio [3]*os.File) bool {
+	p := s.Process
+	if p.Terminal || p.Scheduler != nil || p.IOPriority != nil || p.ExecCPUAffinity != nil || s.Linux.Personality != nil {
 		return false
 	}
 	if sc := s.Linux.Seccomp; sc != nil && sc.ListenerPath != "" {
 		return false
 	}
-	for _, f := range []*os.File{opts.Stdin, opts.Stdout, opts.Stderr} {
+	for _, f := range stdio {
 		if f != nil && f.Fd() < 3 && f != os.Stdin && f != os.Stdout && f != os.Stderr {
 			return false
 		}
@@ -75,66 +83,21 @@ type clonedInit struct {
 // cloneInit clones the container's init (see canCloneInit). The Plan is kept
 // by r until the runtime exits: the init runs on its memory until execve.
 func (r *Runtime) cloneInit(id string, s *specs.Spec, opts *CreateOpts, cloneflags uintptr, joins []cloneinit.Join, newCgroupNS bool, fifo *os.File, seccompBPF []byte) (*spawned, *clonedInit, error) {
-	p := s.Process
-	set, err := caps.FromSpec(p.Capabilities)
-	if err != nil {
-		return nil, nil, err
-	}
-	last, err := caps.LastCap()
-	if err != nil {
-		return nil, nil, err
-	}
-	env, err := processEnv(p.Env)
+	plan, err := processPlan(id, s.Process, [3]*os.File{opts.Stdin, opts.Stdout, opts.Stderr}, opts.PreserveFDs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("container %q: %w", id, err)
 	}
-	plan := &cloneinit.Plan{
-		ID: id, Args: p.Args, Env: env, Cwd: p.Cwd,
-		UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids, Umask: 0o022,
-		Caps: set, LastCap: last, NoNewPrivs: p.NoNewPrivileges,
-		NewKeyring:    !opts.NoNewKeyring,
-		ReopenDevNull: rootfs.NeedsDevSetup(s),
-		CgroupNS:      newCgroupNS,
-		PreserveFDs:   opts.PreserveFDs,
-		Fifo:          fifo,
-		Joins:         joins,
+	plan.NewKeyring = !opts.NoNewKeyring
+	plan.ReopenDevNull = rootfs.NeedsDevSetup(s)
+	plan.CgroupNS = newCgroupNS
+	plan.Fifo = fifo
+	plan.Joins = joins
+	if s.Linux.Seccomp != nil && len(seccompBPF) == 0 {
+		return nil, nil, fmt.Errorf("container %q: linux.seccomp is set but no filter was compiled: %w", id, errdefs.ErrFailedPrecondition)
 	}
-	if p.User.Umask != nil {
-		plan.Umask = int(*p.User.Umask)
-	}
-	for i, f := range []*os.File{opts.Stdin, opts.Stdout, opts.Stderr} {
-		if f != nil && f.Fd() >= 3 {
-			plan.Stdio[i] = f
-		}
-	}
-	tramp, err := r.trampoline()
+	sp, pidfd, err := r.startPlan(plan, cloneflags, seccompBPF, "init process")
 	if err != nil {
 		return nil, nil, err
-	}
-	defer tramp.Close() // the clone has its copy once started
-	plan.Trampoline = tramp
-	if s.Linux.Seccomp != nil {
-		if len(seccompBPF) == 0 {
-			return nil, nil, fmt.Errorf("container %q: linux.seccomp is set but no filter was compiled: %w", id, errdefs.ErrFailedPrecondition)
-		}
-		plan.Seccomp = &seccomp.Filter{}
-		if err := plan.Seccomp.UnmarshalBinary(seccompBPF); err != nil {
-			return nil, nil, err
-		}
-	}
-	pid, pidfd, err := plan.Start(cloneflags)
-	if err != nil {
-		return nil, nil, err
-	}
-	r.clones = append(r.clones, plan)
-	r.logger().Debug("init cloned", "id", id, "pid", pid)
-	sp := &spawned{id: id, what: "init process", pid: pid, sock: plan.Sock()}
-	sp.proc, _ = os.FindProcess(pid)
-	sp.start, _, err = procStartTime(pid)
-	if err != nil {
-		sp.kill()
-		unix.Close(pidfd)
-		return nil, nil, fmt.Errorf("init process of container %q (pid %d) died at once: %w", id, pid, err)
 	}
 	nsflags := cloneflags &^ unix.CLONE_NEWPID
 	if newCgroupNS {
@@ -405,13 +368,6 @@ func (r *Runtime) canCloneExec(s *specs.Spec, rec *record, o *ExecOpts) bool {
 		// is 5.8, CLONE_PIDFD 5.2).
 		return false
 	}
-	p := s.Process
-	if p.Terminal || p.Scheduler != nil || p.IOPriority != nil || p.ExecCPUAffinity != nil || s.Linux.Personality != nil {
-		return false
-	}
-	if sc := s.Linux.Seccomp; sc != nil && sc.ListenerPath != "" {
-		return false
-	}
 	mnt := false
 	for _, ns := range s.Linux.Namespaces {
 		switch ns.Type {
@@ -421,78 +377,27 @@ func (r *Runtime) canCloneExec(s *specs.Spec, rec *record, o *ExecOpts) bool {
 			mnt = true
 		}
 	}
-	if !mnt {
-		return false
-	}
-	for _, f := range []*os.File{o.Stdin, o.Stdout, o.Stderr} {
-		if f != nil && f.Fd() < 3 && f != os.Stdin && f != os.Stdout && f != os.Stderr {
-			return false
-		}
-	}
-	return true
+	return mnt && clonableProcess(s, [3]*os.File{o.Stdin, o.Stdout, o.Stderr})
 }
 
 // cloneExec clones a process into container rec's namespaces (joins, and
 // the pid namespace at pidns), to run s.Process.
 func (r *Runtime) cloneExec(rec *record, s *specs.Spec, o *ExecOpts, pidns string, joins []cloneinit.Join) (*spawned, *clonedInit, error) {
-	p := s.Process
-	set, err := caps.FromSpec(p.Capabilities)
-	if err != nil {
-		return nil, nil, err
-	}
-	last, err := caps.LastCap()
-	if err != nil {
-		return nil, nil, err
-	}
-	env, err := processEnv(p.Env)
+	plan, err := processPlan(rec.ID, s.Process, [3]*os.File{o.Stdin, o.Stdout, o.Stderr}, o.PreserveFDs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("exec in container %q: %w", rec.ID, err)
 	}
-	plan := &cloneinit.Plan{
-		ID: rec.ID, Args: p.Args, Env: env, Cwd: p.Cwd,
-		UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids, Umask: 0o022,
-		Caps: set, LastCap: last, NoNewPrivs: p.NoNewPrivileges,
-		PreserveFDs: o.PreserveFDs,
-		Joins:       joins,
-		PidNS:       pidns,
-	}
-	if p.User.Umask != nil {
-		plan.Umask = int(*p.User.Umask)
-	}
-	for i, f := range []*os.File{o.Stdin, o.Stdout, o.Stderr} {
-		if f != nil && f.Fd() >= 3 {
-			plan.Stdio[i] = f
-		}
-	}
-	tramp, err := r.trampoline()
-	if err != nil {
-		return nil, nil, err
-	}
-	defer tramp.Close() // the clone has its copy once started
-	plan.Trampoline = tramp
+	plan.Joins = joins
+	plan.PidNS = pidns
+	var bpf []byte
 	if s.Linux.Seccomp != nil {
-		bpf, err := r.compileSeccomp(s.Linux.Seccomp)
-		if err != nil {
-			return nil, nil, err
-		}
-		plan.Seccomp = &seccomp.Filter{}
-		if err := plan.Seccomp.UnmarshalBinary(bpf); err != nil {
+		if bpf, err = r.compileSeccomp(s.Linux.Seccomp); err != nil {
 			return nil, nil, err
 		}
 	}
-	pid, pidfd, err := plan.Start(0)
+	sp, pidfd, err := r.startPlan(plan, 0, bpf, "exec process")
 	if err != nil {
 		return nil, nil, fmt.Errorf("exec in container %q: %w", rec.ID, err)
-	}
-	r.clones = append(r.clones, plan)
-	r.logger().Debug("exec process cloned", "id", rec.ID, "pid", pid)
-	sp := &spawned{id: rec.ID, what: "exec process", pid: pid, sock: plan.Sock()}
-	sp.proc, _ = os.FindProcess(pid)
-	sp.start, _, err = procStartTime(pid)
-	if err != nil {
-		sp.kill()
-		unix.Close(pidfd)
-		return nil, nil, fmt.Errorf("exec process of container %q (pid %d) died at once: %w", rec.ID, pid, err)
 	}
 	return sp, &clonedInit{plan: plan, pidfd: pidfd}, nil
 }
@@ -545,4 +450,71 @@ func (r *Runtime) trampoline() (*os.File, error) {
 		return os.Open(r.Exe)
 	}
 	return selfexe.Open(r.Root)
+}
+
+// processPlan is the Plan of a process that runs p: its user, groups,
+// umask, capabilities, no_new_privs, environment (HOME comes later), and
+// stdio (files at fd 3 or above replace 0-2).
+func processPlan(id string, p *specs.Process, stdio [3]*os.File, preserveFDs int) (*cloneinit.Plan, error) {
+	set, err := caps.FromSpec(p.Capabilities)
+	if err != nil {
+		return nil, err
+	}
+	last, err := caps.LastCap()
+	if err != nil {
+		return nil, err
+	}
+	env, err := processEnv(p.Env)
+	if err != nil {
+		return nil, err
+	}
+	plan := &cloneinit.Plan{
+		ID: id, Args: p.Args, Env: env, Cwd: p.Cwd,
+		UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids, Umask: 0o022,
+		Caps: set, LastCap: last, NoNewPrivs: p.NoNewPrivileges,
+		PreserveFDs: preserveFDs,
+	}
+	if p.User.Umask != nil {
+		plan.Umask = int(*p.User.Umask)
+	}
+	for i, f := range stdio {
+		if f != nil && f.Fd() >= 3 {
+			plan.Stdio[i] = f
+		}
+	}
+	return plan, nil
+}
+
+// startPlan adds the trampoline and the compiled seccomp filter (bpf, if
+// any) to plan and starts it; r keeps the Plan until the runtime exits (the
+// process runs on its memory until execve). what names the process in
+// errors ("init process", "exec process").
+func (r *Runtime) startPlan(plan *cloneinit.Plan, cloneflags uintptr, bpf []byte, what string) (*spawned, int, error) {
+	tramp, err := r.trampoline()
+	if err != nil {
+		return nil, -1, err
+	}
+	defer tramp.Close() // the clone has its copy once started
+	plan.Trampoline = tramp
+	if len(bpf) > 0 {
+		plan.Seccomp = &seccomp.Filter{}
+		if err := plan.Seccomp.UnmarshalBinary(bpf); err != nil {
+			return nil, -1, err
+		}
+	}
+	pid, pidfd, err := plan.Start(cloneflags)
+	if err != nil {
+		return nil, -1, err
+	}
+	r.clones = append(r.clones, plan)
+	r.logger().Debug(what+" cloned", "id", plan.ID, "pid", pid)
+	sp := &spawned{id: plan.ID, what: what, pid: pid, sock: plan.Sock()}
+	sp.proc, _ = os.FindProcess(pid)
+	sp.start, _, err = procStartTime(pid)
+	if err != nil {
+		sp.kill()
+		unix.Close(pidfd)
+		return nil, -1, fmt.Errorf("%s of container %q (pid %d) died at once: %w", what, plan.ID, pid, err)
+	}
+	return sp, pidfd, nil
 }
