@@ -135,11 +135,10 @@ func TestPortMappingString(t *testing.T) {
 	}
 }
 
-// TestConflistOwnedRules: a network whose FORWARD rules skiffd owns has no
-// firewall plugin, and one whose masquerade rule it owns no ipMasq.
-func TestConflistOwnedRules(t *testing.T) {
-	n := Network{ID: "abc", Name: "web", Driver: DriverBridge, Subnet: netip.MustParsePrefix("10.90.0.0/24"),
-		Gateway: netip.MustParseAddr("10.90.0.1"), Bridge: "br-abc", Masquerade: true, Forward: true}
+// conflistOf renders n's conflist, parses it as libcni does, and lists its
+// plugin types ("bridge,portmap").
+func conflistOf(t *testing.T, n Network) (*libcni.NetworkConfigList, string) {
+	t.Helper()
 	data, err := Conflist(n, "/run/x/ipam")
 	if err != nil {
 		t.Fatal(err)
@@ -148,11 +147,24 @@ func TestConflistOwnedRules(t *testing.T) {
 	if err != nil {
 		t.Fatalf("libcni refuses the conflist: %v\n%s", err, data)
 	}
-	var types []string
-	for _, p := range list.Plugins {
-		types = append(types, p.Network.Type)
+	return list, pluginTypes(list)
+}
+
+func pluginTypes(l *libcni.NetworkConfigList) string {
+	var ts []string
+	for _, p := range l.Plugins {
+		ts = append(ts, p.Network.Type)
 	}
-	if got := strings.Join(types, ","); got != "bridge,portmap" {
+	return strings.Join(ts, ",")
+}
+
+// TestConflistOwnedRules: a network whose FORWARD rules skiffd owns has no
+// firewall plugin, and one whose masquerade rule it owns no ipMasq.
+func TestConflistOwnedRules(t *testing.T) {
+	n := Network{ID: "abc", Name: "web", Driver: DriverBridge, Subnet: netip.MustParsePrefix("10.90.0.0/24"),
+		Gateway: netip.MustParseAddr("10.90.0.1"), Bridge: "br-abc", Masquerade: true, Forward: true}
+	list, got := conflistOf(t, n)
+	if got != "bridge,portmap" {
 		t.Errorf("plugins %s, want bridge,portmap", got)
 	}
 	if strings.Contains(string(list.Plugins[0].Bytes), `"ipMasq":true`) {
@@ -179,21 +191,8 @@ func TestConflistOwnedRules(t *testing.T) {
 func TestPluginsFor(t *testing.T) {
 	n := Network{ID: "abc", Name: "web", Driver: DriverBridge, Subnet: netip.MustParsePrefix("10.90.0.0/24"),
 		Gateway: netip.MustParseAddr("10.90.0.1"), Bridge: "br-abc"}
-	data, err := Conflist(n, "/run/x/ipam")
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := libcni.ConfListFromBytes(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	types := func(l *libcni.NetworkConfigList) string {
-		var ts []string
-		for _, p := range l.Plugins {
-			ts = append(ts, p.Network.Type)
-		}
-		return strings.Join(ts, ",")
-	}
+	list, _ := conflistOf(t, n)
+	types := pluginTypes
 	got, err := pluginsFor(list, &libcni.RuntimeConf{})
 	if err != nil || types(got) != "bridge,firewall" || got.Name != "web" {
 		t.Fatalf("without ports: %s (%v), want bridge,firewall", types(got), err)
@@ -212,23 +211,12 @@ func TestConflist(t *testing.T) {
 	for _, internal := range []bool{false, true} {
 		n := Network{ID: "abc", Name: "web", Driver: DriverBridge, Subnet: netip.MustParsePrefix("10.90.0.0/24"),
 			Gateway: netip.MustParseAddr("10.90.0.1"), Bridge: "br-abc", Internal: internal}
-		data, err := Conflist(n, "/run/x/ipam")
-		if err != nil {
-			t.Fatal(err)
-		}
-		list, err := libcni.ConfListFromBytes(data)
-		if err != nil {
-			t.Fatalf("libcni refuses the conflist: %v\n%s", err, data)
-		}
-		var types []string
-		for _, p := range list.Plugins {
-			types = append(types, p.Network.Type)
-		}
+		list, got := conflistOf(t, n)
 		want := "bridge,portmap,firewall"
 		if internal {
 			want = "bridge,firewall"
 		}
-		if got := strings.Join(types, ","); got != want || list.Name != "web" || list.CNIVersion != cniVersion {
+		if got != want || list.Name != "web" || list.CNIVersion != cniVersion {
 			t.Fatalf("internal=%v: plugins %s name %s version %s; want %s", internal, got, list.Name, list.CNIVersion, want)
 		}
 		var br struct {
@@ -249,7 +237,7 @@ func TestConflist(t *testing.T) {
 			t.Fatalf("bridge plugin config: %+v", br)
 		}
 		var back conflist
-		if err := json.Unmarshal(data, &back); err != nil || back.Skiff.Subnet != n.Subnet || back.Skiff.ID != "abc" {
+		if err := json.Unmarshal(list.Bytes, &back); err != nil || back.Skiff.Subnet != n.Subnet || back.Skiff.ID != "abc" {
 			t.Fatalf("skiff record does not round-trip: %v %+v", err, back.Skiff)
 		}
 	}
