@@ -186,9 +186,6 @@ func capName(n int) string {
 }
 
 // lastCap returns the highest capability number the running kernel knows.
-// LastCap is the running kernel's highest capability number.
-func LastCap() (int, error) { return lastCap() }
-
 func lastCap() (int, error) {
 	const file = "/proc/sys/kernel/cap_last_cap"
 	b, err := os.ReadFile(file)

@@ -35,7 +35,6 @@ type childData struct {
 	uid, gid     uintptr
 	umask        uintptr
 	bounding     uint64 // capabilities kept in the bounding set
-	lastCap      uintptr
 	capHdr       unix.CapUserHeader
 	capData      [2]unix.CapUserData
 	ambient      uint64
@@ -350,11 +349,14 @@ func setupProcess(c *childData) {
 			fail(c, stepSeccomp, e)
 		}
 	}
-	for n := uintptr(0); n <= c.lastCap; n++ {
+	for n := uintptr(0); n < 64; n++ {
 		if c.bounding&(1<<n) != 0 {
 			continue
 		}
 		in, e := sys(unix.SYS_PRCTL, unix.PR_CAPBSET_READ, n, 0)
+		if e == uintptr(unix.EINVAL) {
+			break // past the kernel's last capability
+		}
 		if e != 0 {
 			fail(c, stepBounding, e)
 		}

@@ -1,7 +1,6 @@
 package cloneinit
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -26,11 +25,9 @@ type Plan struct {
 	UID uint32
 	GID uint32
 	// Groups are the additional gids.
-	Groups []uint32
-	Umask  int
-	Caps   *caps.Set
-	// LastCap is the kernel's last capability number.
-	LastCap    int
+	Groups     []uint32
+	Umask      int
+	Caps       *caps.Set
 	NoNewPrivs bool
 	// Seccomp, if set, is loaded before the user switch, or with
 	// NoNewPrivs as the last step before execve.
@@ -173,7 +170,7 @@ func (p *Plan) prepare() error {
 	if set == nil {
 		set = &caps.Set{}
 	}
-	c.bounding, c.lastCap = set.Bounding, uintptr(p.LastCap)
+	c.bounding = set.Bounding
 	c.capHdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	c.capData[0] = unix.CapUserData{Effective: uint32(set.Effective), Permitted: uint32(set.Permitted), Inheritable: uint32(set.Inheritable)}
 	c.capData[1] = unix.CapUserData{Effective: uint32(set.Effective >> 32), Permitted: uint32(set.Permitted >> 32), Inheritable: uint32(set.Inheritable >> 32)}
@@ -428,8 +425,3 @@ func (p *Plan) stepError(step int, errno unix.Errno) error {
 	}
 	return fmt.Errorf("container %q: %s: %w: %w", p.ID, what, errno, class)
 }
-
-// ErrUnsupported is returned by callers that find, once the clone exists,
-// that the kernel cannot build this container from outside; they should
-// kill the clone and start the init the usual way.
-var ErrUnsupported = errors.New("the init cannot be built from outside on this kernel")

@@ -20,7 +20,6 @@ import (
 	"github.com/skiff-containers/skiff/runtime/rootfs"
 	"github.com/skiff-containers/skiff/runtime/seccomp"
 	"github.com/skiff-containers/skiff/runtime/selfexe"
-	"github.com/skiff-containers/skiff/runtime/spec"
 )
 
 // canCloneInit reports whether the container's init can start the fast way
@@ -76,8 +75,6 @@ type clonedInit struct {
 	pidfd int
 	// nsflags are the namespaces the building thread joins.
 	nsflags uintptr
-	// exe and home are found inside the built root for the init.
-	exe, home string
 }
 
 // cloneInit clones the container's init (see canCloneInit). The Plan is kept
@@ -121,56 +118,68 @@ func (ci *clonedInit) build(rc *rootfs.Config, s *specs.Spec, bundle string, new
 			return err
 		}
 	}
-	if err := ci.setup(rc, s, bundle, newUTS); err != nil {
+	exe, home, err := ci.setup(rc, s, bundle, newUTS)
+	if errors.Is(err, rootfs.ErrProcPidns) {
+		return fmt.Errorf("container %q: %w; set SKIFF_RUNTIME_EXEC_INIT=1 to start the init as a Go program that mounts procfs from inside", plan.ID, err)
+	}
+	if err != nil {
 		return fmt.Errorf("container %q: %w", plan.ID, err)
 	}
-	return plan.Go(ci.exe, ci.home)
+	return plan.Go(exe, home)
 }
 
-func (ci *clonedInit) setup(rc *rootfs.Config, s *specs.Spec, bundle string, newUTS bool) error {
+func (ci *clonedInit) setup(rc *rootfs.Config, s *specs.Spec, bundle string, newUTS bool) (exe, home string, err error) {
 	pid := rc.InitPid
-	if err := setLimits(pid, s.Process); err != nil {
-		return err
+	if err := initproc.SetLimits(pid, s.Process); err != nil {
+		return "", "", err
 	}
-	type result struct {
-		exe, home string
-		root      unix.Stat_t // "/" as the thread sees it once built
-		err       error
-	}
-	done := make(chan result, 1)
-	go func() {
-		// Never unlocked: this thread joins the container's namespaces and
-		// dies with the goroutine. The Go runtime starts no thread from a
-		// locked one (it has a template thread for that).
-		runtime.LockOSThread()
-		var res result
-		res.exe, res.home, res.err = buildInside(ci.pidfd, ci.nsflags, rc, s, bundle, newUTS)
-		if res.err == nil {
-			if err := unix.Stat("/", &res.root); err != nil {
-				res.err = fmt.Errorf("stat the container's root: %w", err)
+	var root unix.Stat_t // "/" as the thread sees it once built
+	exe, home, err = onOwnThread(func() (string, string, error) {
+		exe, home, err := buildInside(ci.pidfd, ci.nsflags, rc, s, bundle, newUTS)
+		if err == nil {
+			if err = unix.Stat("/", &root); err != nil {
+				err = fmt.Errorf("stat the container's root: %w", err)
 			}
 		}
-		done <- res
-	}()
-	res := <-done
-	if res.err != nil {
-		return res.err
+		return exe, home, err
+	})
+	if err != nil {
+		return "", "", err
 	}
-	ci.exe, ci.home = res.exe, res.home
 	// pivot_root moved the init's root along with the thread's only if both
 	// were the mount namespace's root; a runtime that runs chrooted would
 	// leave the init on the host's tree. Refuse that.
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/root", &st); err != nil {
-		return fmt.Errorf("stat the init's root: %w", err)
+		return "", "", fmt.Errorf("stat the init's root: %w", err)
 	}
-	if st.Dev != res.root.Dev || st.Ino != res.root.Ino {
-		return fmt.Errorf("the init process did not move into the container's root with pivot_root (is the runtime itself chrooted? set SKIFF_RUNTIME_EXEC_INIT=1): %w", errdefs.ErrFailedPrecondition)
+	if st.Dev != root.Dev || st.Ino != root.Ino {
+		return "", "", fmt.Errorf("the init process did not move into the container's root with pivot_root (is the runtime itself chrooted? set SKIFF_RUNTIME_EXEC_INIT=1): %w", errdefs.ErrFailedPrecondition)
 	}
-	return nil
+	return exe, home, nil
 }
 
-// buildInside runs on a locked thread of its own: it joins the init's
+// onOwnThread runs fn on a locked thread of its own that is never unlocked:
+// fn joins a container's namespaces, and the thread dies with the
+// goroutine. (The Go runtime starts no thread from a locked one; it has a
+// template thread for that.)
+func onOwnThread(fn func() (exe, home string, err error)) (string, string, error) {
+	type result struct {
+		exe, home string
+		err       error
+	}
+	done := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		var r result
+		r.exe, r.home, r.err = fn()
+		done <- r
+	}()
+	r := <-done
+	return r.exe, r.home, r.err
+}
+
+// buildInside runs on a thread of its own (onOwnThread): it joins the init's
 // namespaces (nsflags, through pidfd) and does what the Go init does
 // between its start and its process setup, then resolves the program and
 // HOME inside the new root.
@@ -188,52 +197,19 @@ func buildInside(pidfd int, nsflags uintptr, rc *rootfs.Config, s *specs.Spec, b
 	if err := rootfs.Prepare(rc); err != nil {
 		return "", "", err
 	}
-	// Sysctls act on the namespaces of the writing thread, which has
-	// joined the container's.
-	for k, v := range s.Linux.Sysctl {
-		path := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
-		if err := os.WriteFile(path, []byte(v), 0); err != nil {
-			return "", "", fmt.Errorf("set linux.sysctl %s=%q: %w", k, v, err)
-		}
+	// This thread has joined the container's namespaces.
+	if err := initproc.SetSysctls(s.Linux.Sysctl); err != nil {
+		return "", "", err
 	}
 	if err := rootfs.Finalize(rc); err != nil {
 		return "", "", err
 	}
 	if newUTS {
-		if s.Hostname != "" {
-			if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
-				return "", "", fmt.Errorf("set hostname %q: %w", s.Hostname, err)
-			}
-		}
-		if s.Domainname != "" {
-			if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
-				return "", "", fmt.Errorf("set domainname %q: %w", s.Domainname, err)
-			}
+		if err := initproc.SetHostname(s); err != nil {
+			return "", "", err
 		}
 	}
 	return resolveProgram(s.Process)
-}
-
-// setLimits sets p's oom_score_adj and rlimits on process pid.
-func setLimits(pid int, p *specs.Process) error {
-	if p.OOMScoreAdj != nil {
-		// oom_score_adj is shared by the processes of one mm: until its
-		// execve, that is the runtime too, which does not mind.
-		if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
-			return fmt.Errorf("set process.oomScoreAdj %d: %w", *p.OOMScoreAdj, err)
-		}
-	}
-	for _, rl := range p.Rlimits {
-		res, err := spec.Rlimit(rl.Type)
-		if err != nil {
-			return err
-		}
-		lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
-		if err := unix.Prlimit(pid, res, &lim, nil); err != nil {
-			return fmt.Errorf("set process.rlimits %s soft=%d hard=%d: %w (a hard limit can only be raised with CAP_SYS_RESOURCE)", rl.Type, rl.Soft, rl.Hard, err)
-		}
-	}
-	return nil
 }
 
 // resolveProgram runs on a thread inside the container's root: it changes
@@ -407,31 +383,18 @@ func (r *Runtime) cloneExec(rec *record, s *specs.Spec, o *ExecOpts, pidns strin
 func (ci *clonedInit) finishExec(p *specs.Process) error {
 	defer unix.Close(ci.pidfd)
 	plan := ci.plan
-	if err := setLimits(plan.Pid(), p); err != nil {
+	if err := initproc.SetLimits(plan.Pid(), p); err != nil {
 		return fmt.Errorf("exec in container %q: %w", plan.ID, err)
 	}
-	type result struct {
-		exe, home string
-		err       error
+	exe, home, err := onOwnThread(func() (string, string, error) { return findProgram(ci.pidfd, p) })
+	if err != nil {
+		return fmt.Errorf("exec in container %q: %w", plan.ID, err)
 	}
-	done := make(chan result, 1)
-	go func() {
-		// Never unlocked: the thread joins the container's mount
-		// namespace and dies with the goroutine.
-		runtime.LockOSThread()
-		var res result
-		res.exe, res.home, res.err = findProgram(ci.pidfd, p)
-		done <- res
-	}()
-	res := <-done
-	if res.err != nil {
-		return fmt.Errorf("exec in container %q: %w", plan.ID, res.err)
-	}
-	return plan.Go(res.exe, res.home)
+	return plan.Go(exe, home)
 }
 
-// findProgram joins the mount namespace of the process behind pidfd from a
-// locked thread of its own and resolves p's program and HOME there.
+// findProgram joins the mount namespace of the process behind pidfd (on a
+// thread of its own, onOwnThread) and resolves p's program and HOME there.
 func findProgram(pidfd int, p *specs.Process) (exe, home string, err error) {
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		return "", "", fmt.Errorf("unshare the filesystem attributes of a runtime thread: %w", err)
@@ -460,10 +423,6 @@ func processPlan(id string, p *specs.Process, stdio [3]*os.File, preserveFDs int
 	if err != nil {
 		return nil, err
 	}
-	last, err := caps.LastCap()
-	if err != nil {
-		return nil, err
-	}
 	env, err := processEnv(p.Env)
 	if err != nil {
 		return nil, err
@@ -471,7 +430,7 @@ func processPlan(id string, p *specs.Process, stdio [3]*os.File, preserveFDs int
 	plan := &cloneinit.Plan{
 		ID: id, Args: p.Args, Env: env, Cwd: p.Cwd,
 		UID: p.User.UID, GID: p.User.GID, Groups: p.User.AdditionalGids, Umask: 0o022,
-		Caps: set, LastCap: last, NoNewPrivs: p.NoNewPrivileges,
+		Caps: set, NoNewPrivs: p.NoNewPrivileges,
 		PreserveFDs: preserveFDs,
 	}
 	if p.User.Umask != nil {

@@ -266,14 +266,10 @@ func setupContainer(cfg *Config, tr *tracer, sync io.ReadWriter, consoleSock *os
 	if err := runCreateHooks(cfg, sync); err != nil {
 		return err
 	}
-	// Sysctls act on the namespaces of the writing task, whichever /proc
-	// they are written through; write them while /proc/sys is writable.
+	// While /proc/sys is writable.
 	if s.Linux != nil {
-		for k, v := range s.Linux.Sysctl {
-			path := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
-			if err := os.WriteFile(path, []byte(v), 0); err != nil {
-				return fmt.Errorf("set linux.sysctl %s=%q: %w", k, v, err)
-			}
+		if err := SetSysctls(s.Linux.Sysctl); err != nil {
+			return err
 		}
 	}
 	if s.Process.Terminal {
@@ -291,15 +287,60 @@ func setupContainer(cfg *Config, tr *tracer, sync io.ReadWriter, consoleSock *os
 		tr.step("rootfs finalized")
 	}
 	if cfg.NewUTSNS {
-		if s.Hostname != "" {
-			if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
-				return fmt.Errorf("set hostname %q: %w", s.Hostname, err)
-			}
+		return SetHostname(s)
+	}
+	return nil
+}
+
+// SetSysctls writes linux.sysctl. Sysctls act on the namespaces of the
+// writing thread, whichever /proc they are written through: the caller is
+// the container's init, or a runtime thread that joined its namespaces.
+func SetSysctls(sysctl map[string]string) error {
+	for k, v := range sysctl {
+		path := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
+		if err := os.WriteFile(path, []byte(v), 0); err != nil {
+			return fmt.Errorf("set linux.sysctl %s=%q: %w", k, v, err)
 		}
-		if s.Domainname != "" {
-			if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
-				return fmt.Errorf("set domainname %q: %w", s.Domainname, err)
-			}
+	}
+	return nil
+}
+
+// SetHostname sets s's hostname and domainname in the calling thread's UTS
+// namespace (a new one of the container's).
+func SetHostname(s *specs.Spec) error {
+	if s.Hostname != "" {
+		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+			return fmt.Errorf("set hostname %q: %w", s.Hostname, err)
+		}
+	}
+	if s.Domainname != "" {
+		if err := unix.Setdomainname([]byte(s.Domainname)); err != nil {
+			return fmt.Errorf("set domainname %q: %w", s.Domainname, err)
+		}
+	}
+	return nil
+}
+
+// SetLimits sets p's oom_score_adj and rlimits on process pid (0: the
+// caller).
+func SetLimits(pid int, p *specs.Process) error {
+	proc := "self"
+	if pid != 0 {
+		proc = strconv.Itoa(pid)
+	}
+	if p.OOMScoreAdj != nil {
+		if err := os.WriteFile("/proc/"+proc+"/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+			return fmt.Errorf("set process.oomScoreAdj %d: %w", *p.OOMScoreAdj, err)
+		}
+	}
+	for _, rl := range p.Rlimits {
+		res, err := spec.Rlimit(rl.Type)
+		if err != nil {
+			return err
+		}
+		lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
+		if err := unix.Prlimit(pid, res, &lim, nil); err != nil {
+			return fmt.Errorf("set process.rlimits %s soft=%d hard=%d: %w (a hard limit can only be raised with CAP_SYS_RESOURCE)", rl.Type, rl.Soft, rl.Hard, err)
 		}
 	}
 	return nil
@@ -333,20 +374,8 @@ func setupProcess(cfg *Config, sync io.ReadWriter) (string, error) {
 			return "", fmt.Errorf("join a new session keyring: %w (use --no-new-keyring to keep the caller's)", err)
 		}
 	}
-	if p.OOMScoreAdj != nil {
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
-			return "", fmt.Errorf("set process.oomScoreAdj %d: %w", *p.OOMScoreAdj, err)
-		}
-	}
-	for _, rl := range p.Rlimits {
-		res, err := spec.Rlimit(rl.Type)
-		if err != nil {
-			return "", err
-		}
-		lim := unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}
-		if err := unix.Prlimit(0, res, &lim, nil); err != nil {
-			return "", fmt.Errorf("set process.rlimits %s soft=%d hard=%d: %w (a hard limit can only be raised with CAP_SYS_RESOURCE)", rl.Type, rl.Soft, rl.Hard, err)
-		}
+	if err := SetLimits(0, p); err != nil {
+		return "", err
 	}
 
 	// The environment of the user program, also used to find it.

@@ -146,9 +146,13 @@ func (d *daemon) checkNetworkLeftovers() {
 
 // masqueradeRules are the nat rules (iptables-save lines) that skiffd made
 // for the network on bridge br.
-func masqueradeRules(br string) []string {
+func masqueradeRules(br string) []string { return ownedRules("nat", br) }
+
+// ownedRules are the rules of table that skiffd owns for the network of
+// bridge br, as iptables-save prints them.
+func ownedRules(table, br string) []string {
 	var out []string
-	rules, _ := exec.Command("iptables-save", "-t", "nat").CombinedOutput()
+	rules, _ := exec.Command("iptables-save", "-t", table).CombinedOutput()
 	for _, l := range strings.Split(string(rules), "\n") {
 		if strings.Contains(l, `"skiff network `) && strings.Contains(l, " "+br+" ") {
 			out = append(out, l)
@@ -158,16 +162,7 @@ func masqueradeRules(br string) []string {
 }
 
 // forwardRules are the network's FORWARD rules that skiffd owns (bridge br).
-func forwardRules(br string) []string {
-	var out []string
-	rules, _ := exec.Command("iptables-save", "-t", "filter").CombinedOutput()
-	for _, l := range strings.Split(string(rules), "\n") {
-		if strings.Contains(l, `"skiff network `) && strings.Contains(l, " "+br+" ") {
-			out = append(out, l)
-		}
-	}
-	return out
-}
+func forwardRules(br string) []string { return ownedRules("filter", br) }
 
 func freePort(t *testing.T) int {
 	t.Helper()
