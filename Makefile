@@ -4,7 +4,7 @@ BINDIR  ?= bin
 PREFIX  ?= /usr/local
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-BINARIES := skiff-runtime skiff-shim skiffd skiff
+BINARIES := skiff-runtime skiff-shim skiff-shim-idle skiffd skiff
 
 .PHONY: all build install test deps demo bench vet fmt clean proto
 

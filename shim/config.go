@@ -4,6 +4,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/skiff-containers/skiff/errdefs"
 )
@@ -35,7 +36,17 @@ type Config struct {
 	Stdin bool
 	// Debug logs at debug level in the shim log.
 	Debug bool
+	// ParkAfter is how long the shim waits, with no request in progress,
+	// no attached client and no exec'd process, before it execs its idle
+	// monitor (skiff-shim-idle, beside it) in its place. 0 never parks.
+	ParkAfter time.Duration
+
+	parkAfterErr string   // a --park-after that did not parse
+	args         []string // the command line, for the idle monitor to exec the shim again
 }
+
+// DefaultParkAfter is the default of --park-after.
+const DefaultParkAfter = 5 * time.Second
 
 // flagDef is one flag of the command line: a string (set) or a bool
 // (setBool) flag.
@@ -59,6 +70,14 @@ func (c *Config) flags() []flagDef {
 		{name: "tty", usage: "give the container a pseudo-terminal", setBool: boolean(&c.Terminal)},
 		{name: "stdin", usage: "keep the container's stdin open for attach", setBool: boolean(&c.Stdin)},
 		{name: "debug", usage: "debug-level shim log", setBool: boolean(&c.Debug)},
+		{name: "park-after", arg: "duration", usage: "idle time after which the shim hands the container to skiff-shim-idle (0: never) (default 5s)", set: func(v string) {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				c.parkAfterErr = "--park-after " + quote(v) + " is not a duration such as 5s or 0"
+				return
+			}
+			c.ParkAfter, c.parkAfterErr = d, ""
+		}},
 	}
 }
 
@@ -67,7 +86,7 @@ func (c *Config) flags() []flagDef {
 // Errors are of class errdefs.ErrInvalidArgument; the error and the usage
 // go to usage (may be io.Discard).
 func ParseArgs(args []string, usage io.Writer) (Config, error) {
-	c := Config{Runtime: "skiff-runtime"}
+	c := Config{Runtime: "skiff-runtime", ParkAfter: DefaultParkAfter}
 	defs := c.flags()
 	fail := func(msg string) (Config, error) {
 		io.WriteString(usage, msg+"\n")
@@ -163,6 +182,8 @@ func (c Config) Validate() error {
 		return bad("--state is required")
 	case c.LogPath == "":
 		return bad("--log is required")
+	case c.parkAfterErr != "":
+		return bad(c.parkAfterErr)
 	}
 	for _, f := range [...]struct{ name, path string }{{"--bundle", c.Bundle}, {"--state", c.StateDir}, {"--log", c.LogPath}} {
 		if !path.IsAbs(f.path) {

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/skiff-containers/skiff/errdefs"
 )
@@ -17,9 +18,12 @@ func TestParseArgs(t *testing.T) {
 		want    Config
 		wantErr string // substring; "" for success
 	}{
-		{name: "minimal", args: base, want: Config{ID: "c1", Bundle: "/b", Runtime: "skiff-runtime", StateDir: "/s", LogPath: "/l/c.log"}},
-		{name: "everything", args: append(append([]string{}, base...), "--runtime", "runc", "--runtime-root", "/rr", "--runtime-arg", "--debug", "--runtime-arg", "--systemd-cgroup=false", "--tty", "--stdin", "--debug"),
-			want: Config{ID: "c1", Bundle: "/b", Runtime: "runc", RuntimeRoot: "/rr", RuntimeArgs: []string{"--debug", "--systemd-cgroup=false"}, StateDir: "/s", LogPath: "/l/c.log", Terminal: true, Stdin: true, Debug: true}},
+		{name: "minimal", args: base, want: Config{ID: "c1", Bundle: "/b", Runtime: "skiff-runtime", StateDir: "/s", LogPath: "/l/c.log", ParkAfter: DefaultParkAfter}},
+		{name: "everything", args: append(append([]string{}, base...), "--runtime", "runc", "--runtime-root", "/rr", "--runtime-arg", "--debug", "--runtime-arg", "--systemd-cgroup=false", "--tty", "--stdin", "--debug", "--park-after", "1m30s"),
+			want: Config{ID: "c1", Bundle: "/b", Runtime: "runc", RuntimeRoot: "/rr", RuntimeArgs: []string{"--debug", "--systemd-cgroup=false"}, StateDir: "/s", LogPath: "/l/c.log", Terminal: true, Stdin: true, Debug: true, ParkAfter: 90 * time.Second}},
+		{name: "never park", args: append(append([]string{}, base...), "--park-after=0"), want: Config{ID: "c1", Bundle: "/b", Runtime: "skiff-runtime", StateDir: "/s", LogPath: "/l/c.log"}},
+		{name: "bad park-after", args: append(append([]string{}, base...), "--park-after", "5"), wantErr: `--park-after "5" is not a duration`},
+		{name: "negative park-after", args: append(append([]string{}, base...), "--park-after", "-1s"), wantErr: `--park-after "-1s" is not a duration`},
 		{name: "no id", args: base[2:], wantErr: "--id is required"},
 		{name: "slash in id", args: append([]string{"--id", "a/b"}, base[2:]...), wantErr: "must not contain '/'"},
 		{name: "relative bundle", args: append(append([]string{}, base...), "--bundle", "rel"), wantErr: "--bundle \"rel\" must be an absolute path"},

@@ -5,11 +5,13 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-containers/skiff/errdefs"
+	"github.com/skiff-containers/skiff/shim/internal/wire"
 )
 
 // maxExecID bounds an exec's id (it names a pid file in the state
@@ -231,18 +233,15 @@ func (p *execProc) writeFrame(typ byte, data []byte) {
 // drainTimeout), sends the exit frame and releases everything.
 func (p *execProc) waitExit(ch <-chan unix.WaitStatus) {
 	ws := <-ch
-	e := exitStatus{Code: ws.ExitStatus(), ExitedAt: time.Now().UTC()}
-	if ws.Signaled() {
-		e.Signal = int(ws.Signal())
-		e.Code = 128 + e.Signal
-	}
+	sec, nsec := wire.Now()
+	e := wire.ExitOf(syscall.WaitStatus(ws), sec, nsec)
 	p.m.log.Info("exec exited", "exec", p.id, "pid", p.pid, "code", e.Code, "signal", e.Signal)
 	select {
 	case <-p.outputDone:
 	case <-after(drainTimeout):
 		p.m.log.Warn("exec output still open after the process exited; ending it", "exec", p.id, "after", durationString(drainTimeout))
 	}
-	p.writeFrame(frameExit, e.appendJSON(nil))
+	p.writeFrame(frameExit, e.AppendJSON(nil))
 	p.conn.Close()
 	p.stdinMu.Lock()
 	p.stdinClosed = true

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/skiff-containers/skiff/shim/internal/wire"
 )
 
 // logger writes the shim log in log/slog's text format (without log/slog,
@@ -41,7 +43,8 @@ func (l *logger) log(level, msg string, kv []any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := append(l.buf[:0], "time="...)
-	b = appendRFC3339(b, time.Now(), true)
+	sec, nsec := wire.Now()
+	b = wire.AppendRFC3339(b, sec, nsec, true)
 	b = append(b, " level="...)
 	b = append(b, level...)
 	b = append(b, " msg="...)

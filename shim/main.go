@@ -8,10 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-containers/skiff/errdefs"
+	"github.com/skiff-containers/skiff/shim/internal/wire"
 )
 
 // daemonEnv marks the detached second process of skiff-shim; its value is
@@ -35,17 +37,32 @@ const readyFD = 3
 // and exits, 0 if the line is "ready …", 1 otherwise. Invoked by itself
 // (daemonEnv set), it is the monitor.
 func Main(args []string, stdout, stderr io.Writer) int {
+	if v, ok := os.LookupEnv(wire.ResumeEnv); ok {
+		os.Unsetenv(wire.ResumeEnv)
+		unsetMaxprocs()
+		cfg, err := ParseArgs(args, io.Discard)
+		if err == nil {
+			var p *wire.Parked
+			if p, err = wire.DecodeParked(v); err == nil {
+				cfg.args = args
+				err = resume(cfg, p)
+			}
+		}
+		if err != nil {
+			io.WriteString(stderr, "skiff-shim: cannot resume from the idle monitor: "+err.Error()+"\n")
+			return 1
+		}
+		return 0
+	}
 	if v, ok := os.LookupEnv(daemonEnv); ok {
 		os.Unsetenv(daemonEnv)
-		if _, ok := os.LookupEnv(maxprocsEnv); ok {
-			os.Unsetenv("GOMAXPROCS")
-			os.Unsetenv(maxprocsEnv)
-		}
+		unsetMaxprocs()
 		if v != strconv.Itoa(readyFD) {
 			io.WriteString(stderr, "skiff-shim: bad "+daemonEnv+"\n")
 			return 2
 		}
 		cfg, err := ParseArgs(args, io.Discard)
+		cfg.args = args
 		ready := os.NewFile(readyFD, "ready")
 		if err != nil {
 			reportError(ready, err)
@@ -74,6 +91,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// unsetMaxprocs removes the GOMAXPROCS the launcher (or the idle monitor)
+// added, so that the OCI runtime does not inherit it.
+func unsetMaxprocs() {
+	if _, ok := os.LookupEnv(maxprocsEnv); ok {
+		os.Unsetenv("GOMAXPROCS")
+		os.Unsetenv(maxprocsEnv)
+	}
 }
 
 // reportError writes the "error <class> <message>" readiness line.
@@ -177,9 +203,9 @@ func readLine(r io.Reader, max int) (string, error) {
 	return string(line), nil
 }
 
-// runDaemon is the monitor: it creates the container, reports on ready,
-// and serves the control socket until delete or shutdown.
-func runDaemon(cfg Config, ready *os.File) (err error) {
+// newMonitor sets up the monitor's process: one P, a small heap, a child
+// subreaper, the runtime found. The caller gives it the container.
+func newMonitor(cfg Config) (*monitor, error) {
 	// The shim idles for the container's lifetime: one P, a small heap.
 	// (The launcher normally set GOMAXPROCS=1 already, so that the runtime
 	// started with one P; see maxprocsEnv.)
@@ -187,39 +213,49 @@ func runDaemon(cfg Config, ready *os.File) (err error) {
 	debug.SetGCPercent(25)
 	debug.SetMemoryLimit(16 << 20)
 
-	log := newLogger(os.Stderr, cfg.Debug, "id", cfg.ID, "shim", os.Getpid())
-	defer func() {
-		if err != nil {
-			log.Error("shim failed before the container was ready", "err", err)
-			reportError(ready, err)
-		}
-		ready.Close()
-	}()
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return wrapError(nil, err, "container "+cfg.ID+": become a child subreaper")
-	}
-	bin, err := lookPath(cfg.Runtime)
-	if err != nil {
-		return newError(errdefs.ErrNotFound, "container "+cfg.ID+": runtime "+quote(cfg.Runtime)+": "+errdefs.ErrNotFound.Error()+": "+err.Error()+" (install it or pass its path to --runtime)")
-	}
-	if st, err := stat(joinPath(cfg.Bundle, "config.json")); err != nil || !isRegular(st) {
-		return newError(errdefs.ErrNotFound, "container "+cfg.ID+": bundle "+cfg.Bundle+": "+errdefs.ErrNotFound.Error()+": no config.json (pass the bundle directory to --bundle)")
-	}
-	rp := newReaper()
-	defer rp.stop()
 	m := &monitor{
-		cfg:    cfg,
-		log:    log,
-		reaper: rp,
-		rt: &ociRuntime{
-			bin: bin, root: cfg.RuntimeRoot, args: cfg.RuntimeArgs,
-			logPath: joinPath(cfg.StateDir, runtimeLogName), reaper: rp,
-		},
+		cfg:        cfg,
+		log:        newLogger(os.Stderr, cfg.Debug, "id", cfg.ID, "shim", os.Getpid()),
 		outputDone: make(chan struct{}),
 		exited:     make(chan struct{}),
 		quit:       make(chan struct{}),
 		attached:   map[*attachClient]struct{}{},
 		execs:      map[string]*execProc{},
+		waiters:    map[conn]struct{}{},
+		lastActive: time.Now(),
+	}
+	m.self, m.idleBin = findIdleBinary()
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return m, wrapError(nil, err, "container "+cfg.ID+": become a child subreaper")
+	}
+	bin, err := lookPath(cfg.Runtime)
+	if err != nil {
+		return m, newError(errdefs.ErrNotFound, "container "+cfg.ID+": runtime "+quote(cfg.Runtime)+": "+errdefs.ErrNotFound.Error()+": "+err.Error()+" (install it or pass its path to --runtime)")
+	}
+	m.reaper = newReaper()
+	m.rt = &ociRuntime{
+		bin: bin, root: cfg.RuntimeRoot, args: cfg.RuntimeArgs,
+		logPath: joinPath(cfg.StateDir, runtimeLogName), reaper: m.reaper,
+	}
+	return m, nil
+}
+
+// runDaemon is the monitor: it creates the container, reports on ready,
+// and serves the control socket until delete or shutdown.
+func runDaemon(cfg Config, ready *os.File) (err error) {
+	m, err := newMonitor(cfg)
+	defer func() {
+		if err != nil {
+			m.log.Error("shim failed before the container was ready", "err", err)
+			reportError(ready, err)
+		}
+		ready.Close()
+	}()
+	if err != nil {
+		return err
+	}
+	if st, err := stat(joinPath(cfg.Bundle, "config.json")); err != nil || !isRegular(st) {
+		return newError(errdefs.ErrNotFound, "container "+cfg.ID+": bundle "+cfg.Bundle+": "+errdefs.ErrNotFound.Error()+": no config.json (pass the bundle directory to --bundle)")
 	}
 	if err := m.listen(); err != nil {
 		return err
@@ -233,19 +269,26 @@ func runDaemon(cfg Config, ready *os.File) (err error) {
 	m.mu.Unlock()
 	if _, err := io.WriteString(ready, "ready "+strconv.Itoa(os.Getpid())+" "+strconv.Itoa(pid)+"\n"); err != nil {
 		// The engine is gone already; keep the container, it can reconnect.
-		log.Warn("could not report readiness", "err", err)
+		m.log.Warn("could not report readiness", "err", err)
 	}
 	ready.Close()
-	go m.serve()
 	// No debug.FreeOSMemory here: setting up leaves the heap below the
 	// first GC's goal, and the GC's first cycle would map more (its
 	// metadata, mark buffers, a worker's stack) than it gives back. It
 	// would also start the runtime's forced GC every two minutes, which
 	// never runs in a process that has not collected yet.
+	m.run()
+	return nil
+}
+
+// run serves the control socket until delete or shutdown, then releases
+// everything.
+func (m *monitor) run() {
+	go m.serve()
 	<-m.quit
 	m.close()
-	log.Info("shim exits")
-	return nil
+	m.reaper.stop()
+	m.log.Info("shim exits")
 }
 
 // lookPath finds the runtime binary as os/exec's LookPath does: a name

@@ -8,11 +8,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/skiff-containers/skiff/errdefs"
+	"github.com/skiff-containers/skiff/shim/internal/wire"
 )
 
 const (
@@ -30,13 +33,16 @@ const (
 // monitor is the running shim: the container's stdio, its exit, and the
 // control socket.
 type monitor struct {
-	cfg    Config
-	log    *logger
-	rt     *ociRuntime
-	reaper *reaper
-	ln     *os.File
+	cfg Config
+	// self is the shim's binary and idleBin the idle monitor's, "" if
+	// there is none (then the shim never parks).
+	self, idleBin string
+	log           *logger
+	rt            *ociRuntime
+	reaper        *reaper
+	ln            *os.File
 
-	clog  *logFile
+	clog  *wire.Log
 	logF  *os.File
 	stdio *containerStdio
 
@@ -45,8 +51,14 @@ type monitor struct {
 	stdinMu     sync.Mutex
 	stdinClosed bool
 
-	// outputDone is closed when every output stream has ended.
+	// streams are the output streams; outputDone is closed when every one
+	// has ended; copiers when their copiers have returned (ended, or
+	// stopped for parking).
+	streams    []*outStream
 	outputDone chan struct{}
+	copiers    chan struct{}
+	// exitC delivers the init's status (see reaper.claim).
+	exitC <-chan unix.WaitStatus
 	// exited is closed once exit is recorded (exit file written).
 	exited chan struct{}
 	// quit is closed by delete and shutdown.
@@ -64,6 +76,15 @@ type monitor struct {
 	attached map[*attachClient]struct{}
 	execs    map[string]*execProc
 	writers  sync.WaitGroup // attach writers, flushed before the shim exits
+
+	// Parking (park.go). busy counts the requests being served (a wait
+	// blocked for the exit does not count), lastActive is when the last
+	// one began or ended, exiting is set once the init's status arrived.
+	busy       int
+	lastActive time.Time
+	exiting    bool
+	waiters    map[conn]struct{}
+	parking    atomic.Bool
 }
 
 func (m *monitor) socketPath() string { return joinPath(m.cfg.StateDir, socketName) }
@@ -109,7 +130,7 @@ func (m *monitor) create() (err error) {
 		return m.wrapf(err, "open the container log")
 	}
 	m.logF = logF
-	m.clog = &logFile{w: logF, now: time.Now}
+	m.clog = &wire.Log{W: logF}
 
 	pidFile := joinPath(m.cfg.StateDir, pidFileName)
 	os.Remove(pidFile)
@@ -177,7 +198,12 @@ func (m *monitor) create() (err error) {
 	exitC := m.reaper.claim(pid)
 	m.reaper.stopKeeping()
 
+	m.streams = []*outStream{{f: m.stdio.stdout, sp: &wire.Splitter{Log: m.clog, Stream: wire.Stdout, Max: wire.MaxLine}, frame: frameStdout}}
+	if m.stdio.stderr != nil {
+		m.streams = append(m.streams, &outStream{f: m.stdio.stderr, sp: &wire.Splitter{Log: m.clog, Stream: wire.Stderr, Max: wire.MaxLine}, frame: frameStderr})
+	}
 	m.startOutput()
+	m.exitC = exitC
 	go m.waitExit(exitC)
 	m.log.Info("container created", "pid", pid, "terminal", m.cfg.Terminal, "stdin", m.cfg.Stdin)
 	return nil
@@ -208,56 +234,75 @@ func readPidFile(path string) (int, error) {
 	return pid, nil
 }
 
-// startOutput starts one goroutine per output stream: each copies to the
-// CRI log and to the attached clients.
+// outStream is one output stream of the container, copied by its own
+// goroutine to the CRI log and to the attached clients.
+type outStream struct {
+	f     *os.File
+	sp    *wire.Splitter
+	frame byte
+	// ended is set once the stream's end was read (and logged); a copier
+	// stopped for parking leaves it unset.
+	ended bool
+}
+
+// startOutput starts one goroutine per output stream that has not ended;
+// m.outputDone is closed once every stream has ended.
 func (m *monitor) startOutput() {
 	var wg sync.WaitGroup
-	copy := func(f *os.File, stream string, frame byte) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.copyOutput(f, stream, frame)
-		}()
+	for _, s := range m.streams {
+		if !s.ended {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m.copyOutput(s)
+			}()
+		}
 	}
-	copy(m.stdio.stdout, streamStdout, frameStdout)
-	if m.stdio.stderr != nil {
-		copy(m.stdio.stderr, streamStderr, frameStderr)
-	}
-	go func() {
+	m.copiers = make(chan struct{})
+	go func(stopped chan struct{}) {
 		wg.Wait()
+		close(stopped)
+		for _, s := range m.streams {
+			if !s.ended {
+				return // stopped for parking
+			}
+		}
 		close(m.outputDone)
-	}()
+	}(m.copiers)
 }
 
 // copyBufSize is the read size of an output stream (conmon's is 8 KiB).
 const copyBufSize = 8 << 10
 
-func (m *monitor) copyOutput(f *os.File, stream string, frame byte) {
-	sp := &lineSplitter{log: m.clog, stream: stream, max: defaultMaxLine}
+func (m *monitor) copyOutput(s *outStream) {
 	buf := make([]byte, copyBufSize)
 	logFailed := false
 	for {
-		n, err := f.Read(buf)
+		n, err := s.f.Read(buf)
 		if n > 0 {
-			if _, werr := sp.Write(buf[:n]); werr != nil && !logFailed {
+			if _, werr := s.sp.Write(buf[:n]); werr != nil && !logFailed {
 				logFailed = true
-				m.log.Error("cannot write the container log; output is dropped", "stream", stream, "err", werr)
+				m.log.Error("cannot write the container log; output is dropped", "stream", s.sp.Stream, "err", werr)
 			}
-			m.broadcast(frame, buf[:n])
+			m.broadcast(s.frame, buf[:n])
 		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && m.parking.Load() {
+				return // parking: the stream goes on in the idle monitor
+			}
 			// EIO: every process closed the pty's slave side.
 			if !errors.Is(err, unix.EIO) && !errors.Is(err, os.ErrClosed) && !errors.Is(err, io.EOF) {
-				m.log.Warn("read container output", "stream", stream, "err", err)
+				m.log.Warn("read container output", "stream", s.sp.Stream, "err", err)
 			}
 			break
 		}
 	}
-	if err := sp.Close(); err != nil && !logFailed {
-		m.log.Error("cannot write the container log", "stream", stream, "err", err)
+	if err := s.sp.Close(); err != nil && !logFailed {
+		m.log.Error("cannot write the container log", "stream", s.sp.Stream, "err", err)
 	}
-	if stream == streamStderr || !m.cfg.Terminal {
-		f.Close()
+	s.ended = true
+	if s.sp.Stream == wire.Stderr || !m.cfg.Terminal {
+		s.f.Close()
 	}
 }
 
@@ -266,11 +311,11 @@ func (m *monitor) copyOutput(f *os.File, stream string, frame byte) {
 // attached clients.
 func (m *monitor) waitExit(ch <-chan unix.WaitStatus) {
 	ws := <-ch
-	e := exitStatus{Code: ws.ExitStatus(), ExitedAt: time.Now().UTC()}
-	if ws.Signaled() {
-		e.Signal = int(ws.Signal())
-		e.Code = 128 + e.Signal
-	}
+	m.mu.Lock()
+	m.exiting = true
+	m.mu.Unlock()
+	sec, nsec := wire.Now()
+	e := wire.ExitOf(syscall.WaitStatus(ws), sec, nsec)
 	m.log.Info("container exited", "code", e.Code, "signal", e.Signal)
 	select {
 	case <-m.outputDone:

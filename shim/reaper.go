@@ -38,6 +38,9 @@ func newReaper() *reaper {
 		done:      make(chan struct{}),
 	}
 	signal.Notify(r.sig, unix.SIGCHLD)
+	// Children that exited before (a monitor resumed from the idle
+	// monitor has some) sent their SIGCHLD to no one.
+	r.reap()
 	go r.loop()
 	return r
 }

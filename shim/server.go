@@ -23,10 +23,18 @@ const (
 	attachWriteTimeout = 10 * time.Second
 )
 
-// serve accepts connections until the listener is closed.
+// serve accepts connections until the listener is closed. With parking
+// on, an accept that waited ParkAfter in vain tries to park the shim.
 func (m *monitor) serve() {
 	for {
+		if m.cfg.ParkAfter > 0 && m.idleBin != "" {
+			m.ln.SetReadDeadline(time.Now().Add(m.cfg.ParkAfter))
+		}
 		conn, err := accept(m.ln)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			m.tryPark()
+			continue
+		}
 		if err != nil {
 			if !errors.Is(err, os.ErrClosed) {
 				m.log.Error("accept on the control socket", "err", err)
@@ -35,14 +43,37 @@ func (m *monitor) serve() {
 			}
 			return
 		}
-		go m.handle(conn)
+		m.beginRequest()
+		go m.handle(conn, nil)
 	}
 }
 
-// handle serves the one request of a connection.
-func (m *monitor) handle(conn *os.File) {
+// beginRequest and endRequest bracket the serving of a request: the shim
+// does not park while one is in progress.
+func (m *monitor) beginRequest() {
+	m.mu.Lock()
+	m.busy++
+	m.lastActive = time.Now()
+	m.mu.Unlock()
+}
+
+func (m *monitor) endRequest() {
+	m.mu.Lock()
+	m.busy--
+	m.lastActive = time.Now()
+	m.mu.Unlock()
+}
+
+// handle serves the one request of a connection; read is what was read
+// of it already (by the idle monitor, which handed it over).
+func (m *monitor) handle(conn *os.File, read []byte) {
+	defer m.endRequest()
 	conn.SetReadDeadline(time.Now().Add(requestTimeout))
 	br := &connReader{r: conn}
+	if len(read) > 0 {
+		br.buf = make([]byte, max(512, len(read)))
+		br.n = copy(br.buf, read)
+	}
 	line, err := br.readLine(maxRequest)
 	if err != nil {
 		conn.Close()
@@ -165,8 +196,20 @@ func (b *connReader) Read(p []byte) (int, error) {
 	return b.r.Read(p)
 }
 
-// wait blocks until the exit is recorded, or the client goes away.
+// wait blocks until the exit is recorded, or the client goes away. While
+// it blocks, the request does not keep the shim from parking: the
+// connection is handed to the idle monitor.
 func (m *monitor) wait(conn conn) (*exitStatus, error) {
+	m.mu.Lock()
+	m.busy--
+	m.waiters[conn] = struct{}{}
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.busy++
+		delete(m.waiters, conn)
+		m.mu.Unlock()
+	}()
 	gone := make(chan struct{})
 	go func() {
 		var b [1]byte
@@ -255,7 +298,7 @@ func (c *attachClient) writer() {
 	e := c.exit
 	c.mu.Unlock()
 	if e != nil {
-		write(frameExit, e.appendJSON(nil))
+		write(frameExit, e.AppendJSON(nil))
 	}
 }
 

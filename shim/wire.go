@@ -3,14 +3,12 @@ package shim
 import (
 	"encoding/binary"
 	"io"
-	"os"
 	"strconv"
-	"syscall"
-	"time"
 	"unicode/utf8"
 
 	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/internal/jsonstr"
+	"github.com/skiff-containers/skiff/shim/internal/wire"
 )
 
 // The shim speaks package proto's wire format without importing proto:
@@ -23,7 +21,7 @@ import (
 // File names inside the --state directory (proto.SocketName, …).
 const (
 	socketName     = "shim.sock"
-	exitFileName   = "exit"
+	exitFileName   = wire.ExitFileName
 	pidFileName    = "init.pid"
 	runtimeLogName = "runtime.log"
 	shimLogName    = "shim.log"
@@ -47,10 +45,10 @@ const (
 
 // Container statuses (proto.StatusCreated, …).
 const (
-	statusCreated = "created"
-	statusRunning = "running"
-	statusStopped = "stopped"
-	statusPaused  = "paused"
+	statusCreated = wire.StatusCreated
+	statusRunning = wire.StatusRunning
+	statusStopped = wire.StatusStopped
+	statusPaused  = wire.StatusPaused
 )
 
 // Frame types of an attach stream (proto.FrameStdout, …) and the largest
@@ -110,23 +108,10 @@ type resize struct {
 }
 
 // exitStatus is proto.Exit.
-type exitStatus struct {
-	Code     int
-	Signal   int
-	ExitedAt time.Time
-}
+type exitStatus = wire.Exit
 
 // state is proto.State.
-type state struct {
-	ID       string
-	Pid      int
-	ShimPid  int
-	Status   string
-	Bundle   string
-	Terminal bool
-	Stdin    bool
-	Exit     *exitStatus
-}
+type state = wire.State
 
 // response is proto.Response.
 type response struct {
@@ -140,42 +125,6 @@ type response struct {
 // errorResponse is proto.ErrorResponse.
 func errorResponse(err error) response {
 	return response{Error: err.Error(), Class: errorClass(err)}
-}
-
-// appendJSON appends e as encoding/json marshals a proto.Exit.
-func (e *exitStatus) appendJSON(b []byte) []byte {
-	b = append(b, `{"code":`...)
-	b = strconv.AppendInt(b, int64(e.Code), 10)
-	if e.Signal != 0 {
-		b = append(b, `,"signal":`...)
-		b = strconv.AppendInt(b, int64(e.Signal), 10)
-	}
-	b = append(b, `,"exitedAt":"`...)
-	b = appendRFC3339(b, e.ExitedAt, false)
-	return append(b, `"}`...)
-}
-
-// appendJSON appends s as encoding/json marshals a proto.State.
-func (s *state) appendJSON(b []byte) []byte {
-	b = append(b, `{"id":`...)
-	b = jsonstr.Append(b, s.ID)
-	b = append(b, `,"pid":`...)
-	b = strconv.AppendInt(b, int64(s.Pid), 10)
-	b = append(b, `,"shimPid":`...)
-	b = strconv.AppendInt(b, int64(s.ShimPid), 10)
-	b = append(b, `,"status":`...)
-	b = jsonstr.Append(b, s.Status)
-	b = append(b, `,"bundle":`...)
-	b = jsonstr.Append(b, s.Bundle)
-	b = append(b, `,"terminal":`...)
-	b = strconv.AppendBool(b, s.Terminal)
-	b = append(b, `,"stdin":`...)
-	b = strconv.AppendBool(b, s.Stdin)
-	if s.Exit != nil {
-		b = append(b, `,"exit":`...)
-		b = s.Exit.appendJSON(b)
-	}
-	return append(b, '}')
 }
 
 // appendJSON appends r as encoding/json marshals a proto.Response.
@@ -197,11 +146,11 @@ func (r *response) appendJSON(b []byte) []byte {
 	}
 	if r.State != nil {
 		b = append(sep(b), `"state":`...)
-		b = r.State.appendJSON(b)
+		b = r.State.AppendJSON(b)
 	}
 	if r.Exit != nil {
 		b = append(sep(b), `"exit":`...)
-		b = r.Exit.appendJSON(b)
+		b = r.Exit.AppendJSON(b)
 	}
 	if r.Pid != 0 {
 		b = append(sep(b), `"pid":`...)
@@ -625,35 +574,10 @@ func readFrame(r io.Reader, buf []byte) (typ byte, payload []byte, err error) {
 }
 
 // writeExitFile writes e to dir/exit atomically, as proto.WriteExitFile
-// does: a temporary file in dir, fsync, rename, fsync of dir.
+// does.
 func writeExitFile(dir string, e *exitStatus) error {
-	f, err := os.CreateTemp(dir, ".exit-*")
-	if err != nil {
+	if err := wire.WriteExitFile(dir, e); err != nil {
 		return wrapError(nil, err, "write exit file in "+dir)
-	}
-	tmp := f.Name()
-	_, err = f.Write(append(e.appendJSON(nil), '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		if rerr := syscall.Rename(tmp, joinPath(dir, exitFileName)); rerr != nil {
-			err = &os.LinkError{Op: "rename", Old: tmp, New: joinPath(dir, exitFileName), Err: rerr}
-		}
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return wrapError(nil, err, "write exit file in "+dir)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -55,7 +55,7 @@ func TestJSONMatchesEncodingJSON(t *testing.T) {
 		if got := jsonstr.Append(nil, s); !bytes.Equal(got, want) {
 			t.Errorf("jsonstr.Append(%q) = %s, want %s", s, got, want)
 		}
-		e := &exitStatus{Code: 137, Signal: 9, ExitedAt: ts}
+		e := &exitStatus{Code: 137, Signal: 9, Sec: ts.Unix(), Nsec: ts.Nanosecond()}
 		st := &state{ID: s, Pid: 12, ShimPid: 11, Status: statusStopped, Bundle: "/b/" + s, Terminal: true, Exit: e}
 		responses := []struct {
 			mine   response
@@ -66,7 +66,7 @@ func TestJSONMatchesEncodingJSON(t *testing.T) {
 			{response{State: st}, proto.Response{State: &proto.State{ID: s, Pid: 12, ShimPid: 11, Status: proto.StatusStopped, Bundle: "/b/" + s, Terminal: true,
 				Exit: &proto.Exit{Code: 137, Signal: 9, ExitedAt: ts}}}},
 			{response{State: &state{ID: s, Status: statusRunning, Stdin: true}}, proto.Response{State: &proto.State{ID: s, Status: proto.StatusRunning, Stdin: true}}},
-			{response{Exit: &exitStatus{Code: 3, ExitedAt: ts.Add(time.Nanosecond)}}, proto.Response{Exit: &proto.Exit{Code: 3, ExitedAt: ts.Add(time.Nanosecond)}}},
+			{response{Exit: &exitStatus{Code: 3, Sec: ts.Unix(), Nsec: ts.Nanosecond() + 1}}, proto.Response{Exit: &proto.Exit{Code: 3, ExitedAt: ts.Add(time.Nanosecond)}}},
 			{response{Pid: 4242}, proto.Response{Pid: 4242}},
 			{response{State: &state{ID: s, Status: statusPaused}, Pid: 1}, proto.Response{State: &proto.State{ID: s, Status: proto.StatusPaused}, Pid: 1}},
 		}
@@ -133,12 +133,13 @@ func TestParseRequest(t *testing.T) {
 // TestExitFileAndFrames checks that proto reads what the shim writes.
 func TestExitFileAndFrames(t *testing.T) {
 	dir := t.TempDir()
-	e := &exitStatus{Code: 130, Signal: 2, ExitedAt: time.Now().UTC()}
+	now := time.Now()
+	e := &exitStatus{Code: 130, Signal: 2, Sec: now.Unix(), Nsec: now.Nanosecond()}
 	if err := writeExitFile(dir, e); err != nil {
 		t.Fatal(err)
 	}
 	got, err := proto.ReadExitFile(dir)
-	if err != nil || got.Code != 130 || got.Signal != 2 || !got.ExitedAt.Equal(e.ExitedAt) {
+	if err != nil || got.Code != 130 || got.Signal != 2 || !got.ExitedAt.Equal(now) {
 		t.Fatalf("proto.ReadExitFile = %+v, %v", got, err)
 	}
 	var buf bytes.Buffer

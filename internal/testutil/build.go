@@ -52,7 +52,15 @@ func GoTool() string {
 // binary; later calls return the same path. Call RemoveBuilds from TestMain
 // to delete the binaries. It is usable from TestMain, where there is no
 // testing.TB; tests use MustBuild.
+//
+// Building ./cmd/skiff-shim also builds ./cmd/skiff-shim-idle beside it,
+// where the shim looks for its idle monitor.
 func BuildBinary(pkg string) (string, error) {
+	if strings.TrimSuffix(pkg, "/") == "./cmd/skiff-shim" {
+		if _, err := BuildBinary("./cmd/skiff-shim-idle"); err != nil {
+			return "", err
+		}
+	}
 	builds.mu.Lock()
 	defer builds.mu.Unlock()
 	if bin, ok := builds.bins[pkg]; ok {

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/skiff-containers/skiff/errdefs"
 	"github.com/skiff-containers/skiff/shim/proto"
@@ -45,6 +46,9 @@ type Options struct {
 	Terminal    bool
 	Stdin       bool
 	Debug       bool
+	// ParkAfter is the shim's --park-after: 0 leaves the shim's default
+	// (5s), a negative duration never parks.
+	ParkAfter time.Duration
 }
 
 // Args returns the shim's command line for o, without the binary.
@@ -64,6 +68,12 @@ func (o Options) Args() []string {
 	}
 	if o.Debug {
 		args = append(args, "--debug")
+	}
+	switch {
+	case o.ParkAfter > 0:
+		args = append(args, "--park-after", o.ParkAfter.String())
+	case o.ParkAfter < 0:
+		args = append(args, "--park-after", "0")
 	}
 	return args
 }

@@ -1,4 +1,4 @@
-package shim
+package wire
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-func TestLineSplitter(t *testing.T) {
+func TestSplitter(t *testing.T) {
 	long := strings.Repeat("a", 10)
 	cases := []struct {
 		name   string
@@ -33,8 +33,8 @@ func TestLineSplitter(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var out bytes.Buffer
 			ts := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
-			l := &logFile{w: &out, now: func() time.Time { return ts }}
-			s := &lineSplitter{log: l, stream: streamStderr, max: c.max}
+			l := &Log{W: &out, Now: func() (int64, int) { return ts.Unix(), ts.Nanosecond() }}
+			s := &Splitter{Log: l, Stream: Stderr, Max: c.max}
 			for _, w := range c.writes {
 				if n, err := s.Write([]byte(w)); err != nil || n != len(w) {
 					t.Fatalf("Write(%q) = %d, %v", w, n, err)
@@ -58,8 +58,8 @@ type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
 
-func TestLineSplitterReportsLogErrors(t *testing.T) {
-	s := &lineSplitter{log: &logFile{w: failingWriter{}, now: time.Now}, stream: streamStdout, max: 8}
+func TestSplitterReportsLogErrors(t *testing.T) {
+	s := &Splitter{Log: &Log{W: failingWriter{}}, Stream: Stdout, Max: 8}
 	if _, err := s.Write([]byte("x\n")); err == nil {
 		t.Fatal("Write succeeded although the log cannot be written")
 	}

@@ -1,0 +1,22 @@
+// Command skiff-shim-idle is skiff-shim's idle monitor: skiff-shim execs
+// it in its own place while nobody talks to the shim, and it execs
+// skiff-shim again when a request needs it. It is not run by hand. See
+// package github.com/skiff-containers/skiff/shim/idle.
+package main
+
+import (
+	"syscall"
+	_ "unsafe" // for go:linkname
+
+	"github.com/skiff-containers/skiff/shim/idle"
+)
+
+// runtimeArgs is the runtime's copy of argv, which package os would
+// otherwise give (os is not linked: see package idle).
+//
+//go:linkname runtimeArgs os.runtime_args
+func runtimeArgs() []string
+
+func main() {
+	syscall.Exit(idle.Main(runtimeArgs()[1:]))
+}
