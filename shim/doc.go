@@ -11,7 +11,7 @@
 //
 //	skiff-shim --id ID --bundle DIR --state DIR --log FILE
 //	           [--runtime BIN] [--runtime-root DIR] [--runtime-arg ARG]...
-//	           [--tty] [--stdin] [--debug]
+//	           [--tty] [--stdin] [--debug] [--park-after DURATION]
 //
 // --runtime defaults to skiff-runtime (a name is looked up on PATH);
 // --runtime-root is the runtime's --root; each --runtime-arg is one more
@@ -117,10 +117,33 @@
 // the runtime (state ID), and kill and delete the container through the
 // runtime itself; its exit code is unknown.
 //
+// # Parking
+//
+// When the shim has served no request for --park-after (default 5s, 0
+// never), and no request is in progress (a wait blocked for the exit does
+// not count), no client is attached and no exec'd process runs, it parks:
+// it execs skiff-shim-idle (package shim/idle), found beside its own
+// binary, in its own place. The process, its pid, its children (it stays
+// their subreaper), the control socket, the container's stdio and log, and
+// the blocked waits carry over; the rest of the state (status, exit,
+// unfinished log lines) is handed over as a wire.Parked. The idle monitor
+// logs the output, reaps the init, records the exit (draining the output
+// as above) and answers the waits, and serves state and wait requests
+// itself. Any other request (or one not encoded exactly as shim/client
+// encodes state and wait) makes it exec skiff-shim again with the state in
+// _SKIFF_SHIM_RESUME: the shim resumes and serves the request, then parks
+// again once idle. A client sees no difference but the time of the
+// resume (~10 ms). Without skiff-shim-idle beside it, the shim never
+// parks. While the exit is being recorded, a request for the monitor waits
+// until it is; the exit is never lost across an exec: the reaper's lock is
+// held from the last check to the execve.
+//
 // # Memory
 //
 // A shim idles for its container's lifetime, one per container, so its
-// resident memory is kept small. The kernel maps a binary's page cache in
+// resident memory is kept small: parked, it is skiff-shim-idle, which links
+// only the Go runtime and package syscall (about 1.9 MiB resident against
+// conmon's 2.0, see BENCHMARKS.md). The monitor itself is kept small too. The kernel maps a binary's page cache in
 // whole large folios, so nearly all of a small binary is resident in
 // every process that runs it: the binary's size is most of a shim's RSS.
 // The monitor therefore links no more than the Go runtime, os, time's

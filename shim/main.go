@@ -2,6 +2,7 @@ package shim
 
 import (
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -152,6 +153,10 @@ func launch(cfg Config, args []string) (string, error) {
 	if _, ok := os.LookupEnv("GOMAXPROCS"); !ok {
 		env = append(env, "GOMAXPROCS=1", maxprocsEnv+"=1")
 	}
+	// Whatever fds the engine let the launcher inherit are not the
+	// monitor's (nor the runtime's, nor the container's): ForkExec only
+	// dup2s Files over 0-3 and leaves other fds without close-on-exec.
+	unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
 	// syscall.ForkExec rather than os.StartProcess: see reaper.start.
 	pid, err := syscall.ForkExec(self, append([]string{self}, args...), &syscall.ProcAttr{
 		Dir:   "/",

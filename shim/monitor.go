@@ -267,7 +267,11 @@ func (m *monitor) startOutput() {
 				return // stopped for parking
 			}
 		}
-		close(m.outputDone)
+		select {
+		case <-m.outputDone: // closed by an earlier round (see tryPark)
+		default:
+			close(m.outputDone)
+		}
 	}(m.copiers)
 }
 

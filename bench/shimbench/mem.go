@@ -24,6 +24,9 @@ type Mem struct {
 	// Anon is the resident anonymous memory (Anonymous): heap, stacks,
 	// data; the rest of RSS is file-backed (code, read-only data).
 	Anon int64
+	// Comm is the program the process ran at the reading (a skiff-shim
+	// that has parked runs skiff-shim-idle).
+	Comm string
 }
 
 // ReadMem reads the memory of process pid.
@@ -56,6 +59,7 @@ func ReadMem(pid int) (Mem, error) {
 	if found != 3 {
 		return Mem{}, fmt.Errorf("/proc/%d/smaps_rollup: no Rss, Pss and Anonymous lines", pid)
 	}
+	m.Comm = comm(pid)
 	return m, nil
 }
 

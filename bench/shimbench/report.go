@@ -49,6 +49,17 @@ func (r *Report) Markdown() string {
 			mib(s.MedianRSS), mib(s.MedianPSS), mib(s.MedianAnon), vs, mib(s.TotalRSS), mib(s.TotalPSS))
 	}
 	b.WriteString("\n")
+	for _, res := range r.Results {
+		parked := 0
+		for _, m := range res.Samples {
+			if m.Comm == "skiff-shim-idle" {
+				parked++
+			}
+		}
+		if res.Monitor == "skiff-shim" {
+			fmt.Fprintf(&b, "skiff-shim (%s): %d of %d shims had parked (were running skiff-shim-idle) at the reading.\n\n", res.Runtime, parked, len(res.Samples))
+		}
+	}
 	gcNote := "longer than the 2 minutes after which Go's runtime forces a GC in an idle process that has collected before: " +
 		"skiff-shim and containerd-shim-runc-v2 are Go programs"
 	if r.Settle < 2*time.Minute {
@@ -61,11 +72,10 @@ func (r *Report) Markdown() string {
 		"and anon (`Anonymous`: heap, stacks, data; the rest of RSS is file-backed, mostly code, which the monitors of one kind share). "+
 		"Totals are over the %d monitors of a kind; the total PSS is what they cost together. ",
 		r.N, r.N, len(r.Results), r.Settle, gcNote, r.N)
-	b.WriteString("skiff-shim is spawned through shim/client as the engine will, with the container's output logged; " +
+	b.WriteString("skiff-shim is spawned through shim/client as the engine does, with the container's output logged and a wait request blocked on it (skiffd keeps one per container); after 5 s without other requests it parks: it execs skiff-shim-idle, its syscall-only idle monitor, in its place; " +
 		"conmon is the one `podman --runtime runc run -d --network none --rootfs DIR` starts (podman 4's storage in temporary directories, cgroupfs manager); " +
 		"containerd-shim-runc-v2 is started by a private containerd for `ctr run -d --log-uri file://…` (one shim per container, as without a sandbox). " +
-		"Neither the engines (podman exits; containerd's daemon) nor the OCI runtime are counted: only the per-container monitor. " +
-		"skiffd, skiff's engine, does not exist yet, so it has no row.\n")
+		"Neither the engines (podman exits; containerd's daemon) nor the OCI runtime are counted: only the per-container monitor.\n")
 	return b.String()
 }
 

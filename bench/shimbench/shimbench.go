@@ -285,7 +285,11 @@ func startSkiffShim(ctx context.Context, cfg Config, rt Runtime, rootfs, dir str
 	cgParent := fmt.Sprintf("/shimbench-%d-%s", os.Getpid(), rt.Name)
 	rtRoot := filepath.Join(dir, "rt")
 	var clients []*client.Client
+	// Each container has a wait blocked on its shim, as skiffd keeps one
+	// per running container.
+	waitCtx, stopWaits := context.WithCancel(context.Background())
 	cleanup = func() (err error) {
+		stopWaits()
 		for _, c := range clients {
 			cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			if kerr := c.Kill(cctx, syscall.SIGKILL, true); kerr == nil {
@@ -328,7 +332,9 @@ func startSkiffShim(ctx context.Context, cfg Config, rt Runtime, rootfs, dir str
 		c, ready, err := client.Spawn(sctx, o)
 		if err == nil {
 			clients = append(clients, c)
-			err = c.Start(sctx)
+			if err = c.Start(sctx); err == nil {
+				go c.Wait(waitCtx)
+			}
 		}
 		cancel()
 		if err != nil {

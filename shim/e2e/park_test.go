@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,7 +49,9 @@ func TestPark(t *testing.T) {
 					t.Fatal(err)
 				}
 				parked := func() bool { return shimComm(t, ready.ShimPid) == "skiff-shim-idle" }
-				waitFor(t, 10*time.Second, "the shim to park", parked)
+				// parks is how many times the idle monitor has set up.
+				parks := func() int { return strings.Count(e.shimLog(), "msg=parked") }
+				waitFor(t, 10*time.Second, "the shim to park", func() bool { return parked() && parks() == 1 })
 
 				// state and wait are the idle monitor's own.
 				st, err := c.State(ctx)
@@ -63,9 +67,10 @@ func TestPark(t *testing.T) {
 					waitC <- ex
 				}()
 				time.Sleep(200 * time.Millisecond)
-				if !parked() {
+				if !parked() || parks() != 1 {
 					t.Fatalf("state or wait woke the monitor:\n%s", e.shimLog())
 				}
+				fds := openFds(t, ready.ShimPid)
 
 				// attach needs the monitor; it parks again after.
 				var out syncBuffer
@@ -78,7 +83,10 @@ func TestPark(t *testing.T) {
 				}
 				waitFor(t, 5*time.Second, "output on the attach stream", func() bool { return strings.Contains(out.String(), "done ") })
 				att.Close()
-				waitFor(t, 10*time.Second, "the shim to park again", parked)
+				waitFor(t, 10*time.Second, "the shim to park again", func() bool { return parked() && parks() == 2 })
+				if again := openFds(t, ready.ShimPid); again != fds {
+					t.Errorf("the parked shim had fds\n%s\nand after a resume and a park\n%s", fds, again)
+				}
 
 				// The exit, while parked.
 				if err := os.WriteFile(filepath.Join(e.bundle, "rootfs", "stop"), nil, 0o644); err != nil {
@@ -157,5 +165,94 @@ func checkParkLog(t *testing.T, e *env, terminal bool) {
 	}
 	if next["half-done"] < 5 {
 		t.Errorf("only %d lines logged:\n%v", next["half-done"], entries)
+	}
+}
+
+// openFds returns what a process's fds are open on, sorted.
+func openFds(t *testing.T, pid int) string {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, en := range ents {
+		target, _ := os.Readlink(filepath.Join(dir, en.Name()))
+		out = append(out, en.Name()+"->"+target)
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+// TestParkStdin checks that a parked shim keeps the container's stdin open
+// and hands it back: input sent through an attach after the park reaches
+// the container, and its end ends it.
+func TestParkStdin(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, b binaries, r runtimeBin) {
+		ctx := testContext(t, time.Minute)
+		e := newEnv(t, b, r, false, "sh", "-c", "cat; echo done")
+		opts := e.options(false, true)
+		opts.ParkAfter = 200 * time.Millisecond
+		c, ready, err := client.Spawn(ctx, opts)
+		if err != nil {
+			t.Fatalf("spawn: %v\n%s", err, e.shimLog())
+		}
+		if err := c.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the shim to park", func() bool { return shimComm(t, ready.ShimPid) == "skiff-shim-idle" })
+		if st, err := c.State(ctx); err != nil || st.Status != proto.StatusRunning {
+			t.Fatalf("cat ended while the shim was parked (its stdin closed?): %+v, %v", st, err)
+		}
+		var out syncBuffer
+		att, err := c.Attach(ctx, client.AttachOptions{Stdout: &out, Stdin: strings.NewReader("abc\n"), CloseStdinOnEOF: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exit, err := att.Wait(ctx)
+		if err != nil || exit == nil || exit.Code != 0 {
+			t.Fatalf("attach ended with %+v, %v\n%s", exit, err, e.shimLog())
+		}
+		if got, want := lines(e.readLog(), "stdout"), []string{"F abc", "F done"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("log = %q, want %q", got, want)
+		}
+		if _, err := c.Delete(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestNoIdleBinary checks that a shim without skiff-shim-idle beside it
+// does not park, and works.
+func TestNoIdleBinary(t *testing.T) {
+	b := build(t)
+	data, err := os.ReadFile(b.shim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone := filepath.Join(t.TempDir(), "skiff-shim")
+	if err := os.WriteFile(alone, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.shim = alone
+	r := b.runtimes[0]
+	ctx := testContext(t, time.Minute)
+	e := newEnv(t, b, r, false, "sleep", "60")
+	opts := e.options(false, false)
+	opts.ParkAfter = 100 * time.Millisecond
+	c, ready, err := client.Spawn(ctx, opts)
+	if err != nil {
+		t.Fatalf("spawn: %v\n%s", err, e.shimLog())
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if got := shimComm(t, ready.ShimPid); got != "skiff-shim" {
+		t.Errorf("a shim without skiff-shim-idle runs %s", got)
+	}
+	if st, err := c.Delete(ctx, true); err != nil || st.Status != proto.StatusStopped {
+		t.Fatalf("delete = %+v, %v", st, err)
 	}
 }
