@@ -15,8 +15,8 @@ func TestParkedRoundTrip(t *testing.T) {
 			Exit:     &Exit{Code: 137, Signal: 9, Sec: 1700000000, Nsec: 123},
 			Listener: 3, Log: 4, Out: 5, Err: -1, In: 6, OutEnded: true,
 			OutPending: []byte("half a line\x00\xff"), ErrPending: []byte("e"),
-			Waiters:    []int{8, 9},
-			Requests:   []Request{{Conn: 10, Data: []byte(`{"op":"kill"}` + "\n")}, {Conn: 11, Data: []byte{}}},
+			Waiters:  []int{8, 9},
+			Requests: []Request{{Conn: 10, Data: []byte(`{"op":"kill"}` + "\n")}, {Conn: 11, Data: []byte{}}},
 		},
 		{ID: "x", StateDir: "/s", Pid: 1, Listener: 0, Log: 1, Out: 2, Err: 3, In: -1, Exit: &Exit{Code: 0, Sec: -5, Nsec: 999999999}},
 	}
