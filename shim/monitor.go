@@ -57,8 +57,6 @@ type monitor struct {
 	streams    []*outStream
 	outputDone chan struct{}
 	copiers    chan struct{}
-	// exitC delivers the init's status (see reaper.claim).
-	exitC <-chan unix.WaitStatus
 	// exited is closed once exit is recorded (exit file written).
 	exited chan struct{}
 	// quit is closed by delete and shutdown.
@@ -203,7 +201,6 @@ func (m *monitor) create() (err error) {
 		m.streams = append(m.streams, &outStream{f: m.stdio.stderr, sp: &wire.Splitter{Log: m.clog, Stream: wire.Stderr, Max: wire.MaxLine}, frame: frameStderr})
 	}
 	m.startOutput()
-	m.exitC = exitC
 	go m.waitExit(exitC)
 	m.log.Info("container created", "pid", pid, "terminal", m.cfg.Terminal, "stdin", m.cfg.Stdin)
 	return nil

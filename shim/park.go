@@ -47,10 +47,20 @@ func (m *monitor) tryPark() {
 	// Stop the output copiers (they take m.mu, so before locking it):
 	// whatever they read is logged; the rest stays in the pipes.
 	m.parking.Store(true)
+	stopped := true
 	for _, s := range m.streams {
-		if !s.ended {
-			s.f.SetReadDeadline(time.Unix(1, 0))
+		if !s.ended && s.f.SetReadDeadline(time.Unix(1, 0)) != nil {
+			stopped = false // not pollable: its copier cannot be stopped
 		}
+	}
+	if !stopped {
+		m.log.Warn("cannot park: an output stream has no deadlines")
+		m.idleBin = ""
+		m.parking.Store(false)
+		for _, s := range m.streams {
+			s.f.SetReadDeadline(time.Time{})
+		}
+		return
 	}
 	<-m.copiers
 	restart := func() {
@@ -66,7 +76,9 @@ func (m *monitor) tryPark() {
 	// until the exec; with m.mu held no state can change.
 	m.reaper.mu.Lock()
 	m.mu.Lock()
-	if !m.idleLocked() {
+	// The init's status, once delivered, is the exit watcher's to record:
+	// park only before it arrives or after it is recorded.
+	if !m.idleLocked() || (m.reaper.reapedLocked(m.pid) && m.exit == nil) {
 		m.mu.Unlock()
 		m.reaper.mu.Unlock()
 		restart()
@@ -98,7 +110,7 @@ func (m *monitor) idleLocked() bool {
 	}
 	m.pruneAttachedLocked()
 	return m.busy == 0 && len(m.attached) == 0 && len(m.execs) == 0 &&
-		!(m.exiting && m.exit == nil) && len(m.exitC) == 0 &&
+		!(m.exiting && m.exit == nil) &&
 		time.Since(m.lastActive) >= m.cfg.ParkAfter
 }
 
@@ -239,8 +251,7 @@ func resume(cfg Config, p *wire.Parked) error {
 		m.exiting = true
 		close(m.exited)
 	} else {
-		m.exitC = m.reaper.claim(p.Pid)
-		go m.waitExit(m.exitC)
+		go m.waitExit(m.reaper.claim(p.Pid))
 	}
 	m.reaper.stopKeeping()
 	m.startOutput()

@@ -25,14 +25,19 @@ type reaper struct {
 	// holds counts the execs starting: while one does, statuses are kept
 	// again, since an exec'd process may exit before its pid is read.
 	holds int
-	sig   chan os.Signal
-	done  chan struct{}
+	// claimed are the pids given to claim; reaped those of them whose
+	// status was delivered (see reapedLocked).
+	claimed, reaped map[int]bool
+	sig             chan os.Signal
+	done            chan struct{}
 }
 
 func newReaper() *reaper {
 	r := &reaper{
 		waiters:   map[int]chan unix.WaitStatus{},
 		unclaimed: map[int]unix.WaitStatus{},
+		claimed:   map[int]bool{},
+		reaped:    map[int]bool{},
 		keep:      true,
 		sig:       make(chan os.Signal, 1),
 		done:      make(chan struct{}),
@@ -77,6 +82,9 @@ func (r *reaper) reap() {
 		if ch, ok := r.waiters[pid]; ok {
 			delete(r.waiters, pid)
 			ch <- ws
+			if r.claimed[pid] {
+				r.reaped[pid] = true
+			}
 		} else if r.keep || r.holds > 0 {
 			r.unclaimed[pid] = ws
 		}
@@ -120,9 +128,11 @@ func (r *reaper) claim(pid int) <-chan unix.WaitStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ch := make(chan unix.WaitStatus, 1)
+	r.claimed[pid] = true
 	if ws, ok := r.unclaimed[pid]; ok {
 		delete(r.unclaimed, pid)
 		ch <- ws
+		r.reaped[pid] = true
 	} else {
 		r.waiters[pid] = ch
 	}
@@ -157,3 +167,8 @@ func (r *reaper) release() {
 		clear(r.unclaimed)
 	}
 }
+
+// reapedLocked reports whether the status of pid, a claimed child, has
+// been delivered (whether or not its receiver has acted on it yet). The
+// caller holds r.mu.
+func (r *reaper) reapedLocked(pid int) bool { return r.reaped[pid] }

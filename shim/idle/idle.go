@@ -55,9 +55,10 @@ var (
 
 // stream is one output stream of the container.
 type stream struct {
-	fd    int // -1 once ended (with a terminal, the master stays in p.Out)
-	sp    wire.Splitter
-	ended bool
+	fd        int // -1 once ended (with a terminal, the master stays in p.Out)
+	sp        wire.Splitter
+	ended     bool
+	logFailed bool // a log write failed (reported once)
 }
 
 // conn is an accepted connection whose request line has not come yet.
@@ -88,6 +89,10 @@ type monitor struct {
 	handOver []wire.Request
 	logAttrs string
 	buf      []byte
+	// exec is syscall.Exec (a seam for tests); once it has succeeded the
+	// loop stops (a real exec does not return).
+	exec    func(argv0 string, argv, envv []string) error
+	stopped bool
 }
 
 // Main runs the idle monitor with args (without the program name): the
@@ -104,11 +109,7 @@ func Main(args []string) int {
 		writeStderr("skiff-shim-idle: " + err.Error() + "\n")
 		return 2
 	}
-	m := &monitor{
-		p: p, shimBin: args[1], shimArgs: args[2:],
-		conns: map[int]*conn{}, waiters: map[int]bool{}, pidfd: -1,
-	}
-	m.logAttrs = " id=" + logValue(p.ID) + " shim=" + strconv.Itoa(syscall.Getpid())
+	m := newMonitor(p, args[1], args[2:])
 	if err := m.setup(); err != nil {
 		m.logf("ERROR", "idle monitor could not start; resuming the monitor", "err", err.Error())
 		m.wake()
@@ -117,6 +118,15 @@ func Main(args []string) int {
 	m.logf("DEBUG", "parked")
 	m.run()
 	return 0
+}
+
+func newMonitor(p *wire.Parked, shimBin string, shimArgs []string) *monitor {
+	return &monitor{
+		p: p, shimBin: shimBin, shimArgs: shimArgs,
+		conns: map[int]*conn{}, waiters: map[int]bool{}, pidfd: -1,
+		logAttrs: " id=" + logValue(p.ID) + " shim=" + strconv.Itoa(syscall.Getpid()),
+		exec:     syscall.Exec,
+	}
 }
 
 func (m *monitor) setup() error {
@@ -183,9 +193,12 @@ func (m *monitor) unwatch(fd int) {
 func (m *monitor) run() {
 	events := make([]syscall.EpollEvent, 16)
 	m.nextReap = monotonic() + reapMillis
-	for {
+	for !m.stopped {
 		m.reap()
 		m.maybeRecordExit()
+		if m.stopped {
+			return
+		}
 		n, err := syscall.EpollWait(m.ep, events, m.timeout())
 		if err != nil && err != syscall.EINTR {
 			m.logf("ERROR", "epoll_wait failed; resuming the monitor", "err", err.Error())
@@ -193,6 +206,9 @@ func (m *monitor) run() {
 			return
 		}
 		for _, ev := range events[:max(n, 0)] {
+			if m.stopped {
+				return
+			}
 			fd := int(ev.Fd)
 			switch {
 			case fd == m.p.Listener:
@@ -308,7 +324,8 @@ func (m *monitor) copyOutput(s *stream) {
 		return
 	}
 	if n > 0 {
-		if _, werr := s.sp.Write(buf[:n]); werr != nil {
+		if _, werr := s.sp.Write(buf[:n]); werr != nil && !s.logFailed {
+			s.logFailed = true
 			m.logf("ERROR", "cannot write the container log; output is dropped", "stream", s.sp.Stream, "err", werr.Error())
 		}
 		return
@@ -455,7 +472,11 @@ func (m *monitor) wake() {
 	}
 	env := append(syscall.Environ(), wire.ResumeEnv+"="+p.Encode())
 	m.logf("DEBUG", "resuming the monitor", "requests", strconv.Itoa(len(p.Requests)))
-	err := syscall.Exec(m.shimBin, append([]string{m.shimBin}, m.shimArgs...), env)
+	err := m.exec(m.shimBin, append([]string{m.shimBin}, m.shimArgs...), env)
+	if err == nil {
+		m.stopped = true
+		return
+	}
 	m.logf("ERROR", "cannot exec the monitor; its requests fail", "binary", m.shimBin, "err", err.Error())
 	for _, fd := range p.Waiters {
 		syscall.CloseOnExec(fd)
