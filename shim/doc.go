@@ -131,7 +131,9 @@
 // as above) and answers the waits, and serves state and wait requests
 // itself. Any other request (or one not encoded exactly as shim/client
 // encodes state and wait) makes it exec skiff-shim again with the state in
-// _SKIFF_SHIM_RESUME: the shim resumes and serves the request, then parks
+// _SKIFF_SHIM_PARKED (in the environment both ways: unfinished log lines
+// are container output, and only root may read another process's
+// environment): the shim resumes and serves the request, then parks
 // again once idle. A client sees no difference but the time of the
 // resume (~10 ms). Without skiff-shim-idle beside it, the shim never
 // parks. While the exit is being recorded, a request for the monitor waits

@@ -38,8 +38,8 @@ const readyFD = 3
 // and exits, 0 if the line is "ready …", 1 otherwise. Invoked by itself
 // (daemonEnv set), it is the monitor.
 func Main(args []string, stdout, stderr io.Writer) int {
-	if v, ok := os.LookupEnv(wire.ResumeEnv); ok {
-		os.Unsetenv(wire.ResumeEnv)
+	if v, ok := os.LookupEnv(wire.Env); ok {
+		os.Unsetenv(wire.Env)
 		unsetMaxprocs()
 		cfg, err := ParseArgs(args, io.Discard)
 		if err == nil {

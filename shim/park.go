@@ -190,9 +190,9 @@ func (m *monitor) execIdle(p *wire.Parked, files []*os.File) error {
 			return err
 		}
 	}
-	argv := append([]string{m.idleBin, p.Encode(), m.self}, m.cfg.args...)
+	argv := append([]string{m.idleBin, m.self}, m.cfg.args...)
 	m.log.Debug("parking", "after", durationString(m.cfg.ParkAfter))
-	err := syscall.Exec(m.idleBin, argv, m.resumeEnv())
+	err := syscall.Exec(m.idleBin, argv, append(m.resumeEnv(), wire.Env+"="+p.Encode()))
 	for _, fd := range fds {
 		unix.CloseOnExec(fd)
 	}

@@ -71,6 +71,11 @@ func TestPark(t *testing.T) {
 					t.Fatalf("state or wait woke the monitor:\n%s", e.shimLog())
 				}
 				fds := openFds(t, ready.ShimPid)
+				// Unfinished lines are container output: not on the command
+				// line, which every user can read.
+				if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ready.ShimPid)); strings.Contains(string(cmdline), "pending") || strings.Contains(string(cmdline), "68616c662d") {
+					t.Errorf("the parked shim's command line holds its state: %q", cmdline)
+				}
 
 				// attach needs the monitor; it parks again after.
 				var out syncBuffer

@@ -96,20 +96,22 @@ type monitor struct {
 }
 
 // Main runs the idle monitor with args (without the program name): the
-// encoded wire.Parked, the monitor's binary and its arguments. It returns
-// only on a bad start; otherwise it runs until it execs the monitor, or
-// exits if the control socket is gone.
+// monitor's binary and its arguments; the state is the encoded wire.Parked
+// in the environment (wire.Env). It returns only on a bad start;
+// otherwise it runs until it execs the monitor.
 func Main(args []string) int {
-	if len(args) < 2 {
-		writeStderr("skiff-shim-idle: usage: skiff-shim-idle PARKED-STATE SHIM-BINARY [SHIM-ARGS...] (it is started by skiff-shim, not by hand)\n")
+	v, ok := syscall.Getenv(wire.Env)
+	if len(args) < 1 || !ok {
+		writeStderr("skiff-shim-idle: usage: " + wire.Env + "=STATE skiff-shim-idle SHIM-BINARY [SHIM-ARGS...] (skiff-shim starts it, not a user)\n")
 		return 2
 	}
-	p, err := wire.DecodeParked(args[0])
+	syscall.Unsetenv(wire.Env)
+	p, err := wire.DecodeParked(v)
 	if err != nil {
 		writeStderr("skiff-shim-idle: " + err.Error() + "\n")
 		return 2
 	}
-	m := newMonitor(p, args[1], args[2:])
+	m := newMonitor(p, args[0], args[1:])
 	if err := m.setup(); err != nil {
 		m.logf("ERROR", "idle monitor could not start; resuming the monitor", "err", err.Error())
 		m.wake()
@@ -470,7 +472,7 @@ func (m *monitor) wake() {
 	for _, fd := range fds {
 		clearCloseOnExec(fd)
 	}
-	env := append(syscall.Environ(), wire.ResumeEnv+"="+p.Encode())
+	env := append(syscall.Environ(), wire.Env+"="+p.Encode())
 	m.logf("DEBUG", "resuming the monitor", "requests", strconv.Itoa(len(p.Requests)))
 	err := m.exec(m.shimBin, append([]string{m.shimBin}, m.shimArgs...), env)
 	if err == nil {

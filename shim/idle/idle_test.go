@@ -208,13 +208,13 @@ func TestIdleMonitor(t *testing.T) {
 	}
 	var enc string
 	for _, kv := range strings.Split(argv[len(argv)-1], "\x00") {
-		if v, ok := strings.CutPrefix(kv, wire.ResumeEnv+"="); ok {
+		if v, ok := strings.CutPrefix(kv, wire.Env+"="); ok {
 			enc = v
 		}
 	}
 	p, err := wire.DecodeParked(enc)
 	if err != nil {
-		t.Fatalf("the monitor's %s: %v", wire.ResumeEnv, err)
+		t.Fatalf("the monitor's %s: %v", wire.Env, err)
 	}
 	if p.Exit == nil || p.Exit.Code != 3 || p.Out != -1 || p.Err != -1 || len(p.Requests) != 1 || string(p.Requests[0].Data) != kill+"\n" {
 		t.Fatalf("handed over %+v", p)

@@ -6,9 +6,11 @@ import (
 	"strings"
 )
 
-// ResumeEnv carries Parked, encoded, to the monitor that the idle monitor
-// execs when a request needs it.
-const ResumeEnv = "_SKIFF_SHIM_RESUME"
+// Env carries Parked, encoded, across the execve, in both directions. It
+// is an environment variable, not an argument, because unfinished log
+// lines are container output: /proc/PID/environ is readable by root
+// only, /proc/PID/cmdline by everyone.
+const Env = "_SKIFF_SHIM_PARKED"
 
 // Parked is what one of skiff-shim's processes hands the other across
 // execve: the monitor to the idle monitor when it parks, and the idle
