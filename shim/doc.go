@@ -136,7 +136,11 @@
 // environment): the shim resumes and serves the request, then parks
 // again once idle. A client sees no difference but the time of the
 // resume (~10 ms). Without skiff-shim-idle beside it, the shim never
-// parks. While the exit is being recorded, a request for the monitor waits
+// parks. The shim opens both binaries when it starts, and each program
+// execs the other through /proc/self/fd: a shim runs the code it started
+// with until it exits, whatever is installed over it meanwhile (as
+// containerd's shims do), and the state's encoding never meets another
+// version's. While the exit is being recorded, a request for the monitor waits
 // until it is; the exit is never lost across an exec: the reaper's lock is
 // held from the last check to the execve.
 //

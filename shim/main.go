@@ -94,6 +94,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// A monitor resumed by the idle monitor was exec'd through
+// /proc/self/fd/N, which names the process "N": name it again (in an
+// init function: it names the thread, which must be the main one).
+func init() {
+	if _, ok := syscall.Getenv(wire.Env); ok {
+		wire.SetName("skiff-shim")
+	}
+}
+
 // unsetMaxprocs removes the GOMAXPROCS the launcher (or the idle monitor)
 // added, so that the OCI runtime does not inherit it.
 func unsetMaxprocs() {
@@ -229,7 +238,7 @@ func newMonitor(cfg Config) (*monitor, error) {
 		waiters:    map[conn]struct{}{},
 		lastActive: time.Now(),
 	}
-	m.self, m.idleBin = findIdleBinary()
+	m.self, m.idleBin = binaryPaths()
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return m, wrapError(nil, err, "container "+cfg.ID+": become a child subreaper")
 	}
@@ -259,6 +268,7 @@ func runDaemon(cfg Config, ready *os.File) (err error) {
 	if err != nil {
 		return err
 	}
+	m.openBinaries()
 	if st, err := stat(joinPath(cfg.Bundle, "config.json")); err != nil || !isRegular(st) {
 		return newError(errdefs.ErrNotFound, "container "+cfg.ID+": bundle "+cfg.Bundle+": "+errdefs.ErrNotFound.Error()+": no config.json (pass the bundle directory to --bundle)")
 	}

@@ -34,13 +34,15 @@ const (
 // control socket.
 type monitor struct {
 	cfg Config
-	// self is the shim's binary and idleBin the idle monitor's, "" if
-	// there is none (then the shim never parks).
-	self, idleBin string
-	log           *logger
-	rt            *ociRuntime
-	reaper        *reaper
-	ln            *os.File
+	// self is the path of the shim's binary and idleBin the idle
+	// monitor's; selfExe and idleExe are the binaries, open (see
+	// openBinaries). Without idleExe the shim never parks.
+	self, idleBin    string
+	selfExe, idleExe *os.File
+	log              *logger
+	rt               *ociRuntime
+	reaper           *reaper
+	ln               *os.File
 
 	clog  *wire.Log
 	logF  *os.File

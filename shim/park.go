@@ -25,18 +25,38 @@ import (
 // shim's own.
 const idleBinaryName = "skiff-shim-idle"
 
-// findIdleBinary returns the idle monitor's path beside the shim's binary,
-// or "" if it is not there (the shim then never parks).
-func findIdleBinary() (self, idle string) {
+// binaryPaths returns the paths of the shim's binary and of the idle
+// monitor's beside it (for the programs' argv[0]; see openBinaries).
+func binaryPaths() (self, idle string) {
 	self, err := os.Executable()
 	if err != nil {
-		return "", ""
+		return "skiff-shim", idleBinaryName
 	}
-	idle = path.Join(path.Dir(self), idleBinaryName)
-	if st, err := stat(idle); err != nil || !isRegular(st) || st.Mode&0o111 == 0 {
-		return self, ""
+	return self, path.Join(path.Dir(self), idleBinaryName)
+}
+
+// openBinaries opens the shim's binary and the idle monitor's beside it:
+// the two programs exec each other through these fds, so a shim runs the
+// code it started with until it exits, whatever is installed meanwhile.
+// Without the idle monitor the shim never parks.
+func (m *monitor) openBinaries() {
+	if f, err := os.Open("/proc/self/exe"); err == nil {
+		m.selfExe = f
 	}
-	return self, idle
+	if st, err := stat(m.idleBin); err != nil || !isRegular(st) || st.Mode&0o111 == 0 {
+		return
+	}
+	if f, err := os.Open(m.idleBin); err == nil {
+		m.idleExe = f
+	}
+}
+
+// noPark turns parking off for good.
+func (m *monitor) noPark() {
+	if m.idleExe != nil {
+		m.idleExe.Close()
+		m.idleExe = nil
+	}
 }
 
 // tryPark parks the shim if it is idle; it returns only if it did not.
@@ -55,7 +75,7 @@ func (m *monitor) tryPark() {
 	}
 	if !stopped {
 		m.log.Warn("cannot park: an output stream has no deadlines")
-		m.idleBin = ""
+		m.noPark()
 		m.parking.Store(false)
 		for _, s := range m.streams {
 			s.f.SetReadDeadline(time.Time{})
@@ -91,7 +111,7 @@ func (m *monitor) tryPark() {
 	m.mu.Unlock()
 	m.reaper.mu.Unlock()
 	m.log.Error("cannot exec the idle monitor; the shim stays as it is", "binary", m.idleBin, "err", err)
-	m.idleBin = ""
+	m.noPark()
 	restart()
 }
 
@@ -158,6 +178,11 @@ func (m *monitor) parkedLocked() (*wire.Parked, []*os.File) {
 		return fd
 	}
 	p.Listener = fdOf(m.ln)
+	p.IdleExe = fdOf(m.idleExe)
+	p.ShimExe = -1
+	if m.selfExe != nil {
+		p.ShimExe = fdOf(m.selfExe)
+	}
 	p.Log = fdOf(m.logF)
 	for _, s := range m.streams {
 		switch {
@@ -192,7 +217,7 @@ func (m *monitor) execIdle(p *wire.Parked, files []*os.File) error {
 	}
 	argv := append([]string{m.idleBin, m.self}, m.cfg.args...)
 	m.log.Debug("parking", "after", durationString(m.cfg.ParkAfter))
-	err := syscall.Exec(m.idleBin, argv, append(m.resumeEnv(), wire.Env+"="+p.Encode()))
+	err := syscall.Exec(wire.ExecPath(p.IdleExe, m.idleBin), argv, append(m.resumeEnv(), wire.Env+"="+p.Encode()))
 	for _, fd := range fds {
 		unix.CloseOnExec(fd)
 	}
@@ -225,11 +250,12 @@ func resume(cfg Config, p *wire.Parked) error {
 			return nil
 		}
 		unix.CloseOnExec(fd)
-		if name != "container log" {
+		if name != "container log" && name != "binary" {
 			unix.SetNonblock(fd, true) // for the poller, with deadlines
 		}
 		return os.NewFile(uintptr(fd), name)
 	}
+	m.selfExe, m.idleExe = file(p.ShimExe, "binary"), file(p.IdleExe, "binary")
 	m.ln = file(p.Listener, m.socketPath())
 	m.logF = file(p.Log, "container log")
 	m.clog = &wire.Log{W: m.logF}

@@ -27,7 +27,7 @@ const (
 // on, an accept that waited ParkAfter in vain tries to park the shim.
 func (m *monitor) serve() {
 	for {
-		if m.cfg.ParkAfter > 0 && m.idleBin != "" {
+		if m.cfg.ParkAfter > 0 && m.idleExe != nil {
 			m.ln.SetReadDeadline(time.Now().Add(m.cfg.ParkAfter))
 		}
 		conn, err := accept(m.ln)

@@ -17,6 +17,10 @@ import (
 //go:linkname runtimeArgs os.runtime_args
 func runtimeArgs() []string
 
+// The shim execs this program through /proc/self/fd/N, which names the
+// process "N"; init runs on the main thread, whose name is the process's.
+func init() { idle.NameProcess() }
+
 func main() {
 	syscall.Exit(idle.Main(runtimeArgs()[1:]))
 }

@@ -261,3 +261,61 @@ func TestNoIdleBinary(t *testing.T) {
 		t.Fatalf("delete = %+v, %v", st, err)
 	}
 }
+
+// TestParkAcrossUpgrade replaces skiff-shim and skiff-shim-idle on disk
+// while a shim is parked: the shim goes on running the binaries it started
+// with (it execs them through fds it holds), as containerd's shims keep
+// running across an upgrade.
+func TestParkAcrossUpgrade(t *testing.T) {
+	b := build(t)
+	dir := t.TempDir()
+	for _, name := range []string{"skiff-shim", "skiff-shim-idle"} {
+		data, err := os.ReadFile(filepath.Join(filepath.Dir(b.shim), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.shim = filepath.Join(dir, "skiff-shim")
+	ctx := testContext(t, time.Minute)
+	e := newEnv(t, b, b.runtimes[0], false, "sh", "-c", "while true; do echo tick; sleep 0.2; done")
+	opts := e.options(false, false)
+	opts.ParkAfter = 200 * time.Millisecond
+	c, ready, err := client.Spawn(ctx, opts)
+	if err != nil {
+		t.Fatalf("spawn: %v\n%s", err, e.shimLog())
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	parked := func() bool { return shimComm(t, ready.ShimPid) == "skiff-shim-idle" }
+	waitFor(t, 10*time.Second, "the shim to park", parked)
+
+	// The upgrade: new files under the same names (these would fail).
+	for _, name := range []string{"skiff-shim", "skiff-shim-idle"} {
+		tmp := filepath.Join(dir, "."+name)
+		if err := os.WriteFile(tmp, []byte("#!/bin/sh\nexit 42\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out syncBuffer
+	att, err := c.Attach(ctx, client.AttachOptions{Stdout: &out})
+	if err != nil {
+		t.Fatalf("attach after the upgrade: %v\n%s", err, e.shimLog())
+	}
+	waitFor(t, 5*time.Second, "output on the attach stream", func() bool { return strings.Contains(out.String(), "tick") })
+	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", ready.ShimPid)); !strings.HasSuffix(exe, "skiff-shim (deleted)") {
+		t.Errorf("the resumed shim runs %q, want the replaced skiff-shim", exe)
+	}
+	att.Close()
+	waitFor(t, 10*time.Second, "the shim to park again", parked)
+	if _, err := c.Delete(ctx, true); err != nil {
+		t.Fatalf("delete: %v\n%s", err, e.shimLog())
+	}
+	waitFor(t, 5*time.Second, "the shim to exit", func() bool { return gone(ready.ShimPid) })
+}

@@ -95,6 +95,11 @@ type monitor struct {
 	stopped bool
 }
 
+// NameProcess names the process skiff-shim-idle (/proc/PID/comm), which
+// its exec through /proc/self/fd/N would name "N". It names the calling
+// thread: call it from an init function, which runs on the main thread.
+func NameProcess() { wire.SetName("skiff-shim-idle") }
+
 // Main runs the idle monitor with args (without the program name): the
 // monitor's binary and its arguments; the state is the encoded wire.Parked
 // in the environment (wire.Env). It returns only on a bad start;
@@ -474,7 +479,7 @@ func (m *monitor) wake() {
 	}
 	env := append(syscall.Environ(), wire.Env+"="+p.Encode())
 	m.logf("DEBUG", "resuming the monitor", "requests", strconv.Itoa(len(p.Requests)))
-	err := m.exec(m.shimBin, append([]string{m.shimBin}, m.shimArgs...), env)
+	err := m.exec(wire.ExecPath(p.ShimExe, m.shimBin), append([]string{m.shimBin}, m.shimArgs...), env)
 	if err == nil {
 		m.stopped = true
 		return

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"syscall"
+	"unsafe"
 )
 
 // Env carries Parked, encoded, across the execve, in both directions. It
@@ -33,6 +35,11 @@ type Parked struct {
 	OutEnded               bool   // with a terminal: the output ended (the master stays, for input)
 	OutPending, ErrPending []byte // the start of an unfinished line of each stream
 	Waiters                []int  // connections blocked in a wait request
+	// ShimExe and IdleExe are the two programs' binaries, opened when the
+	// shim started: each process execs the other through its fd, so that
+	// a shim keeps running the code it started with when skiff is
+	// upgraded in place (as containerd's shims do).
+	ShimExe, IdleExe int
 	// Requests are the connections whose requests the idle monitor hands
 	// over, with what it read of each.
 	Requests []Request
@@ -86,6 +93,8 @@ func (p *Parked) Encode() string {
 	num("out", p.Out)
 	num("err", p.Err)
 	num("in", p.In)
+	num("shim-exe", p.ShimExe)
+	num("idle-exe", p.IdleExe)
 	flag("out-ended", p.OutEnded)
 	str("out-pending", p.OutPending)
 	str("err-pending", p.ErrPending)
@@ -138,7 +147,7 @@ func decodeHex(v string) ([]byte, error) {
 
 // DecodeParked parses what Encode returned. Every fd is -1 unless given.
 func DecodeParked(s string) (*Parked, error) {
-	p := &Parked{Pid: -1, Listener: -1, Log: -1, Out: -1, Err: -1, In: -1}
+	p := &Parked{Pid: -1, Listener: -1, Log: -1, Out: -1, Err: -1, In: -1, ShimExe: -1, IdleExe: -1}
 	bad := func(field, why string) (*Parked, error) {
 		return nil, errors.New("parked state: field " + field + ": " + why)
 	}
@@ -209,6 +218,10 @@ func DecodeParked(s string) (*Parked, error) {
 			num(&p.Err)
 		case "in":
 			num(&p.In)
+		case "shim-exe":
+			num(&p.ShimExe)
+		case "idle-exe":
+			num(&p.IdleExe)
 		case "out-ended":
 			flag(&p.OutEnded)
 		case "out-pending":
@@ -266,7 +279,7 @@ func unhex(c byte) int {
 // Fds returns every fd p passes.
 func (p *Parked) Fds() []int {
 	var fds []int
-	for _, fd := range append([]int{p.Listener, p.Log, p.Out, p.Err, p.In}, p.Waiters...) {
+	for _, fd := range append([]int{p.Listener, p.Log, p.Out, p.Err, p.In, p.ShimExe, p.IdleExe}, p.Waiters...) {
 		if fd >= 0 {
 			fds = append(fds, fd)
 		}
@@ -275,4 +288,21 @@ func (p *Parked) Fds() []int {
 		fds = append(fds, r.Conn)
 	}
 	return fds
+}
+
+// ExecPath returns the path to exec the binary open at fd: its
+// /proc/self/fd entry, or path if fd is -1.
+func ExecPath(fd int, path string) string {
+	if fd < 0 {
+		return path
+	}
+	return "/proc/self/fd/" + strconv.Itoa(fd)
+}
+
+// SetName sets the calling thread's name (/proc/PID/comm), which an exec
+// through /proc/self/fd would otherwise leave as the fd's number.
+func SetName(name string) {
+	var b [16]byte
+	copy(b[:15], name)
+	syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0)
 }

@@ -8,17 +8,17 @@ import (
 
 func TestParkedRoundTrip(t *testing.T) {
 	cases := []*Parked{
-		{ID: "c1", StateDir: "/run/s", Pid: 42, Listener: 3, Log: 4, Out: -1, Err: -1, In: -1},
+		{ID: "c1", StateDir: "/run/s", Pid: 42, Listener: 3, Log: 4, Out: -1, Err: -1, In: -1, ShimExe: -1, IdleExe: -1},
 		{
 			ID: "a b=c", Bundle: "/b/with space", StateDir: "/s\n", Terminal: true, Stdin: true, Debug: true,
 			Pid: 7, Started: true, Paused: true, StdinClosed: true,
 			Exit:     &Exit{Code: 137, Signal: 9, Sec: 1700000000, Nsec: 123},
-			Listener: 3, Log: 4, Out: 5, Err: -1, In: 6, OutEnded: true,
+			Listener: 3, Log: 4, Out: 5, Err: -1, In: 6, OutEnded: true, ShimExe: 12, IdleExe: 13,
 			OutPending: []byte("half a line\x00\xff"), ErrPending: []byte("e"),
 			Waiters:  []int{8, 9},
 			Requests: []Request{{Conn: 10, Data: []byte(`{"op":"kill"}` + "\n")}, {Conn: 11, Data: []byte{}}},
 		},
-		{ID: "x", StateDir: "/s", Pid: 1, Listener: 0, Log: 1, Out: 2, Err: 3, In: -1, Exit: &Exit{Code: 0, Sec: -5, Nsec: 999999999}},
+		{ID: "x", StateDir: "/s", Pid: 1, Listener: 0, Log: 1, Out: 2, Err: 3, In: -1, ShimExe: -1, IdleExe: 7, Exit: &Exit{Code: 0, Sec: -5, Nsec: 999999999}},
 	}
 	for _, p := range cases {
 		enc := p.Encode()
@@ -39,7 +39,7 @@ func TestParkedRoundTrip(t *testing.T) {
 			t.Errorf("round trip of %q:\n got %+v\nwant %+v", enc, got, p)
 		}
 		var want []int
-		for _, fd := range append([]int{p.Listener, p.Log, p.Out, p.Err, p.In}, p.Waiters...) {
+		for _, fd := range append([]int{p.Listener, p.Log, p.Out, p.Err, p.In, p.ShimExe, p.IdleExe}, p.Waiters...) {
 			if fd >= 0 {
 				want = append(want, fd)
 			}
