@@ -21,6 +21,12 @@ func runtimeArgs() []string
 // process "N"; init runs on the main thread, whose name is the process's.
 func init() { idle.NameProcess() }
 
+// runtimeEnvs is the runtime's copy of the environment (package syscall's
+// Environ would first copy it into a map).
+//
+//go:linkname runtimeEnvs syscall.runtime_envs
+func runtimeEnvs() []string
+
 func main() {
-	syscall.Exit(idle.Main(runtimeArgs()[1:]))
+	syscall.Exit(idle.Main(runtimeArgs()[1:], runtimeEnvs()))
 }

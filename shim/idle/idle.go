@@ -23,6 +23,7 @@ package idle
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -71,6 +72,7 @@ type monitor struct {
 	p        *wire.Parked
 	shimBin  string
 	shimArgs []string
+	env      []string // the monitor's environment, without wire.Env
 	ep       int
 	pidfd    int
 	clog     wire.Log
@@ -101,22 +103,32 @@ type monitor struct {
 func NameProcess() { wire.SetName("skiff-shim-idle") }
 
 // Main runs the idle monitor with args (without the program name): the
-// monitor's binary and its arguments; the state is the encoded wire.Parked
-// in the environment (wire.Env). It returns only on a bad start;
-// otherwise it runs until it execs the monitor.
-func Main(args []string) int {
-	v, ok := syscall.Getenv(wire.Env)
-	if len(args) < 1 || !ok {
+// monitor's binary and its arguments, and env, its environment, where
+// wire.Env holds the encoded wire.Parked. (The environment is passed in,
+// not read through package syscall, whose first use copies it into a map
+// on the heap.) It returns only on a bad start; otherwise it runs until it
+// execs the monitor.
+func Main(args, env []string) int {
+	var state string
+	found := false
+	rest := make([]string, 0, len(env))
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, wire.Env+"="); ok {
+			state, found = v, true
+			continue
+		}
+		rest = append(rest, kv)
+	}
+	if len(args) < 1 || !found {
 		writeStderr("skiff-shim-idle: usage: " + wire.Env + "=STATE skiff-shim-idle SHIM-BINARY [SHIM-ARGS...] (skiff-shim starts it, not a user)\n")
 		return 2
 	}
-	syscall.Unsetenv(wire.Env)
-	p, err := wire.DecodeParked(v)
+	p, err := wire.DecodeParked(state)
 	if err != nil {
 		writeStderr("skiff-shim-idle: " + err.Error() + "\n")
 		return 2
 	}
-	m := newMonitor(p, args[0], args[1:])
+	m := newMonitor(p, args[0], args[1:], rest)
 	if err := m.setup(); err != nil {
 		m.logf("ERROR", "idle monitor could not start; resuming the monitor", "err", err.Error())
 		m.wake()
@@ -127,9 +139,9 @@ func Main(args []string) int {
 	return 0
 }
 
-func newMonitor(p *wire.Parked, shimBin string, shimArgs []string) *monitor {
+func newMonitor(p *wire.Parked, shimBin string, shimArgs, env []string) *monitor {
 	return &monitor{
-		p: p, shimBin: shimBin, shimArgs: shimArgs,
+		p: p, shimBin: shimBin, shimArgs: shimArgs, env: env,
 		conns: map[int]*conn{}, waiters: map[int]bool{}, pidfd: -1,
 		logAttrs: " id=" + logValue(p.ID) + " shim=" + strconv.Itoa(syscall.Getpid()),
 		exec:     syscall.Exec,
@@ -477,7 +489,7 @@ func (m *monitor) wake() {
 	for _, fd := range fds {
 		clearCloseOnExec(fd)
 	}
-	env := append(syscall.Environ(), wire.Env+"="+p.Encode())
+	env := append(m.env[:len(m.env):len(m.env)], wire.Env+"="+p.Encode())
 	m.logf("DEBUG", "resuming the monitor", "requests", strconv.Itoa(len(p.Requests)))
 	err := m.exec(wire.ExecPath(p.ShimExe, m.shimBin), append([]string{m.shimBin}, m.shimArgs...), env)
 	if err == nil {

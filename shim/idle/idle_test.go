@@ -76,7 +76,7 @@ func newFixture(t *testing.T, execErr error) *fixture {
 		ID: "c1", Bundle: "/b", StateDir: dir, Pid: f.child.Pid, Started: true,
 		Listener: ln, Log: logFd, Out: outR, Err: errR, In: -1, OutPending: []byte("half "),
 	}
-	f.m = newMonitor(p, "/nonexistent/skiff-shim", []string{"--id", "c1"})
+	f.m = newMonitor(p, "/nonexistent/skiff-shim", []string{"--id", "c1"}, os.Environ())
 	f.m.exec = func(argv0 string, argv, envv []string) error {
 		select {
 		case f.execs <- append(append([]string{}, argv...), strings.Join(envv, "\x00")):
